@@ -1,0 +1,235 @@
+//! Reading a config file, applying `--set` overrides, resolving relative paths, and comparing
+//! configs for resume.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::schema::Config;
+
+/// Where a config came from, for error messages and path resolution.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    pub file: PathBuf,
+}
+
+/// A validated config whose relative paths have been made absolute against the config file's
+/// directory, so that the copy in the run directory is self-contained.
+#[derive(Clone, Debug)]
+pub struct ResolvedConfig {
+    pub config: Config,
+    /// The stem of the file it came from (used to name run directories).
+    pub name: String,
+}
+
+/// Parses `key=value`. The value is read as a TOML value and taken as a bare string if that fails,
+/// so `--set optim.lr=3e-4` is a float and `--set device=cpu` a string.
+pub fn parse_override(spec: &str) -> Result<(String, toml::Value)> {
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--set {spec:?}: expected key=value, e.g. --set optim.lr=3e-4"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        bail!("--set {spec:?}: the key is empty");
+    }
+    let value = parse_toml_value(raw.trim());
+    Ok((key.to_string(), value))
+}
+
+fn parse_toml_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Loads `file`, applies `overrides` in order, validates, and resolves relative paths.
+pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read config file {}: check the path (shipped configs are in configs/)",
+            file.display()
+        )
+    })?;
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
+    // Check the file alone first, so that an error in it is reported against the file.
+    Config::deserialize_table(&table).with_context(|| format!("in config file {}", file.display()))?;
+    for spec in overrides {
+        let (key, value) = parse_override(spec)?;
+        set_dotted(&mut table, &key, value)
+            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
+        Config::deserialize_table(&table)
+            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
+    }
+    let mut config = Config::deserialize_table(&table)?;
+    config
+        .validate()
+        .with_context(|| format!("in config file {} (after --set overrides)", file.display()))?;
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = absolute(&base)?;
+    config.resolve_paths(&base);
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    Ok(ResolvedConfig { config, name })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(normalize(&cwd.join(path)))
+}
+
+/// Removes `.` and `..` components without touching the filesystem (globs need not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn resolve_against(base: &Path, value: &str) -> String {
+    if Path::new(value).is_absolute() {
+        value.to_string()
+    } else {
+        normalize(&base.join(value)).to_string_lossy().into_owned()
+    }
+}
+
+impl Config {
+    fn deserialize_table(table: &toml::Table) -> Result<Config> {
+        let text = toml::to_string(table).context("cannot re-serialize the config table")?;
+        toml::from_str(&text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+    }
+
+    /// Makes every path absolute against `base`, the config file's directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        self.data.train_glob = resolve_against(base, &self.data.train_glob);
+        if let Some(v) = &self.data.val_glob {
+            self.data.val_glob = Some(resolve_against(base, v));
+        }
+        if let Some(p) = &self.tokenizer.path {
+            self.tokenizer.path = Some(resolve_against(base, p));
+        }
+        self.train.out_dir = resolve_against(base, &self.train.out_dir);
+    }
+
+    /// Parses a config written by lmtrain into a run directory (paths already absolute).
+    pub fn from_run_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        config.validate().with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot serialize the config")
+    }
+
+    /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
+    /// `checkpoint.*` and `eval.*`.
+    pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
+        let a = toml::Value::try_from(self).context("serialize config")?;
+        let b = toml::Value::try_from(other).context("serialize config")?;
+        let mut diffs = Vec::new();
+        diff_values("", &a, &b, &mut diffs);
+        diffs.retain(|k| {
+            k != "train.max_steps"
+                && k != "train.log_every"
+                && !k.starts_with("checkpoint.")
+                && !k.starts_with("eval.")
+        });
+        Ok(diffs)
+    }
+}
+
+fn diff_values(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (toml::Value::Table(ta), toml::Value::Table(tb)) => {
+            let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => diff_values(&path, x, y, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// Sets `a.b.c = value`, creating tables as needed. Whether the key exists is checked by the
+/// deserialization that follows, which lists the allowed keys.
+fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts
+        .split_last()
+        .ok_or_else(|| anyhow!("empty key in --set"))?;
+    let mut cur = table;
+    for (i, p) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!(
+                "`{}` is a value, not a table, so `{key}` cannot be set",
+                parts[..=i].join(".")
+            ),
+        };
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_values_parse_as_toml_or_string() {
+        assert_eq!(
+            parse_override("optim.lr=3e-4").unwrap().1,
+            toml::Value::Float(3e-4)
+        );
+        assert_eq!(
+            parse_override("train.batch_size=8").unwrap().1,
+            toml::Value::Integer(8)
+        );
+        assert_eq!(
+            parse_override("device=cuda:1").unwrap().1,
+            toml::Value::String("cuda:1".into())
+        );
+        assert_eq!(
+            parse_override("ema.enabled=false").unwrap().1,
+            toml::Value::Boolean(false)
+        );
+        assert!(parse_override("novalue").is_err());
+    }
+}

@@ -1,0 +1,330 @@
+//! The config schema: one struct per TOML table, with defaults and semantic checks.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// The whole run configuration, as written to `config.toml` in the run directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// "auto" | "cpu" | "cuda" | "cuda:N".
+    #[serde(default = "default_device")]
+    pub device: String,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub tokenizer: TokenizerConfig,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub ema: EmaConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    #[serde(default)]
+    pub dropout: f64,
+    /// The model's vocabulary; may exceed the tokenizer's (padding rows are never sampled).
+    pub vocab_size: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerConfig {
+    /// A tokenizer.json; relative paths resolve against the config file's directory.
+    /// Absent: the tokenizer lives in the run directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Vocabulary size when lmtrain trains the tokenizer.
+    #[serde(default = "default_tokenizer_vocab")]
+    pub vocab_size: usize,
+}
+
+fn default_tokenizer_vocab() -> usize {
+    4096
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub train_glob: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_glob: Option<String>,
+    #[serde(default = "default_text_column")]
+    pub text_column: String,
+    #[serde(default)]
+    pub prepend_title: bool,
+    /// Fraction of documents held out (by a hash of the text) when there is no `val_glob`.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Documents used to train a tokenizer (a prefix of the shards in order).
+    #[serde(default = "default_tokenizer_docs")]
+    pub tokenizer_docs: usize,
+}
+
+fn default_text_column() -> String {
+    "text".into()
+}
+fn default_val_fraction() -> f64 {
+    0.01
+}
+fn default_tokenizer_docs() -> usize {
+    50_000
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global-norm clipping threshold; 0 disables.
+    pub grad_clip: f64,
+    pub grad_accum: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 6e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            grad_accum: 1,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Cosine,
+    Linear,
+    Wsd,
+    Constant,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    /// Absolute step counts, never fractions of max_steps, so a resumed run with a larger
+    /// max_steps sees the same learning rates.
+    pub warmup_steps: u64,
+    pub decay_steps: u64,
+    /// Steps at the peak lr between warmup and decay (wsd only).
+    #[serde(default)]
+    pub stable_steps: u64,
+    pub min_lr: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: ScheduleKind::Cosine,
+            warmup_steps: 100,
+            decay_steps: 5000,
+            stable_steps: 0,
+            min_lr: 6e-5,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EmaKind {
+    Poly,
+    Constant,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    pub enabled: bool,
+    pub kind: EmaKind,
+    /// κ in β_t = (ρ + t − t₀)^(−κ).
+    pub power: f64,
+    /// ρ.
+    pub offset: f64,
+    /// t₀: for t ≤ t₀ the EMA equals the iterate.
+    pub burn_in: u64,
+    pub min_beta: f64,
+    /// Constant mode: β = 1 − decay.
+    pub decay: f64,
+    /// Update on steps divisible by this.
+    pub every: u64,
+}
+
+impl Default for EmaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            kind: EmaKind::Poly,
+            power: 0.5,
+            offset: 10.0,
+            burn_in: 100,
+            min_beta: 0.0,
+            decay: 0.999,
+            every: 1,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub max_steps: u64,
+    pub batch_size: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// Each run gets its own directory under this one.
+    #[serde(default = "default_out_dir")]
+    pub out_dir: String,
+    /// Name of the run directory; default: the config file's stem and a timestamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_name: Option<String>,
+    /// Steps between log lines (train.log, metrics.jsonl, progress).
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+}
+
+fn default_out_dir() -> String {
+    "runs".into()
+}
+fn default_log_every() -> u64 {
+    10
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Steps between validation losses (raw and EMA); 1 gives every-iterate validation.
+    pub val_every: u64,
+    /// Fixed validation windows of block_size+1 tokens.
+    pub val_windows: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            val_every: 100,
+            val_windows: 64,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    pub every: u64,
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every: 1000,
+            keep_last: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Semantic checks that serde cannot express. Each message names the key and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size == 0 {
+            bail!("model.n_layer, n_head, n_embd and block_size must all be ≥ 1");
+        }
+        if m.n_embd % m.n_head != 0 {
+            bail!(
+                "model.n_embd = {} must be divisible by model.n_head = {}",
+                m.n_embd,
+                m.n_head
+            );
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            bail!("model.dropout = {} must be in [0, 1)", m.dropout);
+        }
+        if m.vocab_size < 257 {
+            bail!(
+                "model.vocab_size = {} is below 257 (256 byte tokens + end-of-text)",
+                m.vocab_size
+            );
+        }
+        if self.tokenizer.vocab_size < 257 {
+            bail!(
+                "tokenizer.vocab_size = {} is below 257 (256 byte tokens + end-of-text)",
+                self.tokenizer.vocab_size
+            );
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            bail!("data.val_fraction = {} must be in [0, 1)", self.data.val_fraction);
+        }
+        if self.data.val_glob.is_none() && self.data.val_fraction == 0.0 {
+            bail!("data.val_fraction is 0 and there is no data.val_glob: nothing to validate on; set one of them");
+        }
+        let o = &self.optim;
+        if o.lr <= 0.0 || !o.lr.is_finite() {
+            bail!("optim.lr = {} must be a positive number", o.lr);
+        }
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+            bail!("optim.beta1 and optim.beta2 must be in [0, 1)");
+        }
+        if o.eps <= 0.0 || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
+            bail!("optim.eps must be > 0, optim.weight_decay and optim.grad_clip ≥ 0");
+        }
+        if o.grad_accum == 0 {
+            bail!("optim.grad_accum must be ≥ 1");
+        }
+        if self.schedule.min_lr < 0.0 || self.schedule.min_lr > o.lr {
+            bail!(
+                "schedule.min_lr = {} must be in [0, optim.lr = {}]",
+                self.schedule.min_lr,
+                o.lr
+            );
+        }
+        let e = &self.ema;
+        if e.every == 0 {
+            bail!("ema.every must be ≥ 1");
+        }
+        if e.power < 0.0 || e.offset < 1.0 {
+            bail!("ema.power must be ≥ 0 and ema.offset ≥ 1 (so that β ≤ 1)");
+        }
+        if !(0.0..=1.0).contains(&e.min_beta) || !(0.0..1.0).contains(&e.decay) {
+            bail!("ema.min_beta must be in [0, 1] and ema.decay in [0, 1)");
+        }
+        let t = &self.train;
+        if t.batch_size == 0 || t.max_steps == 0 || t.log_every == 0 {
+            bail!("train.batch_size, train.max_steps and train.log_every must be ≥ 1");
+        }
+        if self.eval.val_every == 0 || self.eval.val_windows == 0 {
+            bail!("eval.val_every and eval.val_windows must be ≥ 1");
+        }
+        if self.checkpoint.every == 0 || self.checkpoint.keep_last == 0 {
+            bail!("checkpoint.every and checkpoint.keep_last must be ≥ 1");
+        }
+        crate::device::DeviceChoice::parse(&self.device)?;
+        Ok(())
+    }
+}

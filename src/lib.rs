@@ -1,0 +1,15 @@
+//! lmtrain: a GPT trainer in burn for studying gradient variance amplification (GVA).
+//!
+//! Data flows one way: parquet shards → tokenizer → token windows → batches → a [`train::Task`]
+//! → the trainer (AdamW, schedule, accumulation, global clipping, EMA of iterates, checkpoints)
+//! → run directory.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod lm;
+pub mod model;
+pub mod run;
+pub mod sample;
+pub mod train;

@@ -1,0 +1,7 @@
+//! Language modelling: the GPT trained on token windows, through the generic trainer.
+
+pub mod prepare;
+pub mod task;
+
+pub use prepare::{prepare_run_data, RunData};
+pub use task::LmTask;

@@ -1,0 +1,170 @@
+//! Everything a language-model run needs before step 1: the shards, the tokenizer (trained if
+//! missing or stale), and the fixed validation windows.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::data::shards::{list_units, read_unit, resolve_glob, shards_fingerprint};
+use crate::data::tokenizer::{ensure_tokenizer, TextTokenizer, TokenizerSource};
+use crate::data::windows::{is_held_out, validation_windows, TextSource};
+
+/// The prepared data of a run.
+pub struct RunData {
+    pub train: Arc<TextSource>,
+    pub tokenizer: Arc<TextTokenizer>,
+    pub tokenizer_path: PathBuf,
+    pub val: Vec<Vec<u32>>,
+    /// Human-readable lines for the log (what was found, trained or reused).
+    pub notes: Vec<String>,
+}
+
+/// Where the tokenizer lives: `tokenizer.path` (already absolute), or the run directory.
+pub fn tokenizer_path(config: &Config, run_dir: &Path) -> PathBuf {
+    match &config.tokenizer.path {
+        Some(p) => PathBuf::from(p),
+        None => run_dir.join("tokenizer.json"),
+    }
+}
+
+/// A fingerprint of what a tokenizer is trained on: the shards (names and sizes) and the
+/// settings that change which text it sees.
+fn data_fingerprint(config: &Config, shards: &[PathBuf]) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(shards_fingerprint(shards)?.as_bytes());
+    let d = &config.data;
+    h.update(
+        format!(
+            "|{}|{}|{}|{}",
+            d.text_column, d.prepend_title, d.tokenizer_docs, d.val_fraction
+        )
+        .as_bytes(),
+    );
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Loads or trains the tokenizer for `config`.
+pub fn prepare_tokenizer(
+    config: &Config,
+    run_dir: &Path,
+) -> Result<(TextTokenizer, PathBuf, Vec<String>)> {
+    let d = &config.data;
+    let shards = resolve_glob(&d.train_glob, Path::new("/"))
+        .with_context(|| "data.train_glob matches no file".to_string())?;
+    let units = list_units(&shards, &d.text_column, d.prepend_title)?;
+    let holdout = if d.val_glob.is_some() {
+        0.0
+    } else {
+        d.val_fraction
+    };
+    let path = tokenizer_path(config, run_dir);
+    let fingerprint = data_fingerprint(config, &shards)?;
+    let limit = d.tokenizer_docs;
+    let collect = || -> Result<Vec<String>> {
+        let mut docs = Vec::new();
+        for unit in &units {
+            for doc in read_unit(unit, &d.text_column, d.prepend_title)? {
+                if !is_held_out(&doc, holdout) {
+                    docs.push(doc);
+                }
+            }
+            if docs.len() >= limit {
+                break;
+            }
+        }
+        docs.truncate(limit);
+        Ok(docs)
+    };
+    let (tok, source) = ensure_tokenizer(&path, config.tokenizer.vocab_size, &fingerprint, collect)?;
+    let mut notes = Vec::new();
+    match source {
+        TokenizerSource::Loaded => notes.push(format!("tokenizer: loaded {}", path.display())),
+        TokenizerSource::Trained { reason } => notes.push(format!(
+            "tokenizer: trained a byte-level BPE of {} tokens into {} ({reason})",
+            tok.vocab_size(),
+            path.display()
+        )),
+    }
+    if tok.vocab_size() > config.model.vocab_size {
+        bail!(
+            "the tokenizer {} has {} tokens but model.vocab_size = {}: raise model.vocab_size to at least {} (a multiple of 64 is fastest)",
+            path.display(),
+            tok.vocab_size(),
+            config.model.vocab_size,
+            tok.vocab_size()
+        );
+    }
+    Ok((tok, path, notes))
+}
+
+/// Shards, tokenizer and validation windows for a run whose directory is `run_dir`.
+pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
+    let d = &config.data;
+    let (tok, tokenizer_path, mut notes) = prepare_tokenizer(config, run_dir)?;
+    let shards = resolve_glob(&d.train_glob, Path::new("/"))?;
+    let units = list_units(&shards, &d.text_column, d.prepend_title)?;
+    let rows: usize = units.iter().map(|u| u.rows).sum();
+    notes.push(format!(
+        "train data: {} shard(s), {} row group(s), {rows} documents ({})",
+        shards.len(),
+        units.len(),
+        d.train_glob
+    ));
+    let holdout = if d.val_glob.is_some() {
+        0.0
+    } else {
+        d.val_fraction
+    };
+    let train = Arc::new(TextSource {
+        units,
+        text_column: d.text_column.clone(),
+        prepend_title: d.prepend_title,
+        holdout_fraction: holdout,
+    });
+    let window = config.model.block_size + 1;
+    let val = match &d.val_glob {
+        Some(glob) => {
+            let vshards = resolve_glob(glob, Path::new("/"))?;
+            let vsource = TextSource {
+                units: list_units(&vshards, &d.text_column, d.prepend_title)?,
+                text_column: d.text_column.clone(),
+                prepend_title: d.prepend_title,
+                holdout_fraction: 0.0,
+            };
+            let v = validation_windows(&vsource, false, &tok, window, config.eval.val_windows)?;
+            notes.push(format!(
+                "validation: {} fixed windows from {} ({})",
+                v.len(),
+                glob,
+                vshards.len()
+            ));
+            v
+        }
+        None => {
+            let v = validation_windows(&train, true, &tok, window, config.eval.val_windows)?;
+            notes.push(format!(
+                "validation: {} fixed windows from the {:.1}% of train documents held out by hash",
+                v.len(),
+                100.0 * d.val_fraction
+            ));
+            v
+        }
+    };
+    if val.len() < config.eval.val_windows {
+        notes.push(format!(
+            "warning: only {} validation windows exist (eval.val_windows = {})",
+            val.len(),
+            config.eval.val_windows
+        ));
+    }
+    Ok(RunData {
+        train,
+        tokenizer: Arc::new(tok),
+        tokenizer_path,
+        val,
+        notes,
+    })
+}

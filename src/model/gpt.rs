@@ -1,0 +1,247 @@
+//! The GPT-2 architecture, written as a function of a flat parameter list.
+//!
+//! Token embeddings plus learned position embeddings; pre-LayerNorm blocks with causal
+//! multi-head attention and a 4× MLP, all with biases; **exact (erf) GELU** — note that Hugging
+//! Face's GPT-2 default is the tanh approximation (`gelu_new`); a final LayerNorm; and an LM head
+//! tied to the token embedding. Linear weights are stored `[in, out]` under Hugging Face GPT-2
+//! names (its Conv1D layout), so exporting is a rename-free copy.
+
+use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::module::{embedding, layer_norm, linear};
+use burn::tensor::{Bool, Distribution, Int, Tensor};
+use rand::SeedableRng;
+
+use super::params::{normal_fill, HostParams, ParamSpec};
+use crate::config::ModelConfig;
+
+/// LayerNorm epsilon, as in GPT-2 and PyTorch's default.
+pub const LN_EPS: f64 = 1e-5;
+/// Parameters per transformer block (see [`Gpt::new`] for their order).
+const PER_BLOCK: usize = 12;
+
+/// The dimensions of a GPT.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GptShape {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub vocab_size: usize,
+    pub dropout: f64,
+}
+
+impl From<&ModelConfig> for GptShape {
+    fn from(m: &ModelConfig) -> Self {
+        Self {
+            n_layer: m.n_layer,
+            n_head: m.n_head,
+            n_embd: m.n_embd,
+            block_size: m.block_size,
+            vocab_size: m.vocab_size,
+            dropout: m.dropout,
+        }
+    }
+}
+
+/// A GPT: its shape and the specs of its parameters. The parameter values live outside, with
+/// the trainer (raw and EMA copies share this one description).
+#[derive(Clone, Debug)]
+pub struct Gpt {
+    pub shape: GptShape,
+    specs: Vec<ParamSpec>,
+}
+
+/// Per-block parameter offsets, in Hugging Face order.
+mod blk {
+    pub const LN1_W: usize = 0;
+    pub const LN1_B: usize = 1;
+    pub const ATTN_W: usize = 2;
+    pub const ATTN_B: usize = 3;
+    pub const PROJ_W: usize = 4;
+    pub const PROJ_B: usize = 5;
+    pub const LN2_W: usize = 6;
+    pub const LN2_B: usize = 7;
+    pub const FC_W: usize = 8;
+    pub const FC_B: usize = 9;
+    pub const FC2_W: usize = 10;
+    pub const FC2_B: usize = 11;
+}
+
+impl Gpt {
+    pub fn new(shape: GptShape) -> Self {
+        let (c, v) = (shape.n_embd, shape.vocab_size);
+        let mut specs = vec![
+            ParamSpec::new("transformer.wte.weight", &[v, c]),
+            ParamSpec::new("transformer.wpe.weight", &[shape.block_size, c]),
+        ];
+        for i in 0..shape.n_layer {
+            let p = format!("transformer.h.{i}");
+            specs.extend([
+                ParamSpec::new(format!("{p}.ln_1.weight"), &[c]),
+                ParamSpec::new(format!("{p}.ln_1.bias"), &[c]),
+                ParamSpec::new(format!("{p}.attn.c_attn.weight"), &[c, 3 * c]),
+                ParamSpec::new(format!("{p}.attn.c_attn.bias"), &[3 * c]),
+                ParamSpec::new(format!("{p}.attn.c_proj.weight"), &[c, c]),
+                ParamSpec::new(format!("{p}.attn.c_proj.bias"), &[c]),
+                ParamSpec::new(format!("{p}.ln_2.weight"), &[c]),
+                ParamSpec::new(format!("{p}.ln_2.bias"), &[c]),
+                ParamSpec::new(format!("{p}.mlp.c_fc.weight"), &[c, 4 * c]),
+                ParamSpec::new(format!("{p}.mlp.c_fc.bias"), &[4 * c]),
+                ParamSpec::new(format!("{p}.mlp.c_proj.weight"), &[4 * c, c]),
+                ParamSpec::new(format!("{p}.mlp.c_proj.bias"), &[c]),
+            ]);
+        }
+        specs.push(ParamSpec::new("transformer.ln_f.weight", &[c]));
+        specs.push(ParamSpec::new("transformer.ln_f.bias", &[c]));
+        Self { shape, specs }
+    }
+
+    pub fn specs(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+
+    /// GPT-2's initialization: N(0, 0.02) for weights and embeddings, with the residual
+    /// projections (`c_proj`) scaled by 1/√(2·n_layer); zero biases; unit LayerNorm gains.
+    pub fn init(&self, seed: u64) -> HostParams {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6770_7432_696e_6974);
+        let proj_std = 0.02 / (2.0 * self.shape.n_layer as f64).sqrt();
+        self.specs
+            .iter()
+            .map(|s| {
+                let n = s.numel();
+                if s.name.ends_with("c_proj.weight") {
+                    normal_fill(&mut rng, n, proj_std)
+                } else if s.shape.len() >= 2 {
+                    normal_fill(&mut rng, n, 0.02)
+                } else if s.name.contains(".ln_") && s.name.ends_with(".weight") {
+                    vec![1.0; n]
+                } else {
+                    vec![0.0; n]
+                }
+            })
+            .collect()
+    }
+
+    fn mat(&self, p: &[Tensor<1>], i: usize) -> Tensor<2> {
+        let s = &self.specs[i].shape;
+        p[i].clone().reshape([s[0], s[1]])
+    }
+
+    fn block_base(&self, layer: usize) -> usize {
+        2 + layer * PER_BLOCK
+    }
+
+    /// Logits `[batch, time, vocab]` for token ids `[batch, time]` (time ≤ block_size).
+    /// `dropout` is the probability used for this call (0 for evaluation).
+    pub fn forward(&self, p: &[Tensor<1>], idx: Tensor<2, Int>, dropout: f64) -> Tensor<3> {
+        let [b, t] = idx.dims();
+        let (c, v) = (self.shape.n_embd, self.shape.vocab_size);
+        let wte = self.mat(p, 0);
+        let wpe = self.mat(p, 1);
+        let tok = embedding(wte.clone(), idx);
+        let pos = wpe.slice([0..t]).unsqueeze::<3>();
+        let mut x = apply_dropout(tok + pos, dropout);
+        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &x.device())
+            .unsqueeze::<4>()
+            .expand([b, self.shape.n_head, t, t]);
+        for layer in 0..self.shape.n_layer {
+            let base = self.block_base(layer);
+            let h = layer_norm(
+                x.clone(),
+                p[base + blk::LN1_W].clone(),
+                Some(p[base + blk::LN1_B].clone()),
+                LN_EPS,
+            );
+            x = x + self.attention(p, base, h, mask.clone(), dropout);
+            let h = layer_norm(
+                x.clone(),
+                p[base + blk::LN2_W].clone(),
+                Some(p[base + blk::LN2_B].clone()),
+                LN_EPS,
+            );
+            let h = gelu(linear(
+                h,
+                self.mat(p, base + blk::FC_W),
+                Some(p[base + blk::FC_B].clone()),
+            ));
+            let h = linear(
+                h,
+                self.mat(p, base + blk::FC2_W),
+                Some(p[base + blk::FC2_B].clone()),
+            );
+            x = x + apply_dropout(h, dropout);
+        }
+        let n = p.len();
+        let x = layer_norm(x, p[n - 2].clone(), Some(p[n - 1].clone()), LN_EPS);
+        x.reshape([b * t, c])
+            .matmul(wte.transpose())
+            .reshape([b, t, v])
+    }
+
+    fn attention(
+        &self,
+        p: &[Tensor<1>],
+        base: usize,
+        h: Tensor<3>,
+        mask: Tensor<4, Bool>,
+        dropout: f64,
+    ) -> Tensor<3> {
+        let [b, t, c] = h.dims();
+        let nh = self.shape.n_head;
+        let hd = c / nh;
+        let qkv = linear(
+            h,
+            self.mat(p, base + blk::ATTN_W),
+            Some(p[base + blk::ATTN_B].clone()),
+        );
+        let heads = |part: usize| {
+            qkv.clone()
+                .slice([0..b, 0..t, part * c..(part + 1) * c])
+                .reshape([b, t, nh, hd])
+                .swap_dims(1, 2)
+        };
+        let (q, k, v) = (heads(0), heads(1), heads(2));
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+        let att = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
+        let y = apply_dropout(att, dropout)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, c]);
+        let y = linear(
+            y,
+            self.mat(p, base + blk::PROJ_W),
+            Some(p[base + blk::PROJ_B].clone()),
+        );
+        apply_dropout(y, dropout)
+    }
+
+    /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `idx`.
+    pub fn loss(
+        &self,
+        p: &[Tensor<1>],
+        idx: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        dropout: f64,
+    ) -> Tensor<1> {
+        let [b, t] = idx.dims();
+        let logits = self.forward(p, idx, dropout);
+        cross_entropy(logits.reshape([b * t, self.shape.vocab_size]), targets.reshape([b * t]))
+    }
+}
+
+/// Mean cross-entropy of rows of `logits` `[n, vocab]` against class ids `[n]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let logp = log_softmax(logits, 1);
+    logp.gather(1, targets.reshape([n, 1])).mean().neg()
+}
+
+/// Inverted dropout: zero with probability `p`, scale survivors by 1/(1−p).
+/// Randomness comes from the device's RNG, which the trainer seeds from (seed, step, micro-batch).
+fn apply_dropout<const D: usize>(x: Tensor<D>, p: f64) -> Tensor<D> {
+    if p <= 0.0 {
+        return x;
+    }
+    let keep = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(1.0 - p), &x.device());
+    x * keep * (1.0 / (1.0 - p))
+}

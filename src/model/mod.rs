@@ -1,0 +1,7 @@
+//! Models, built from their configs: the GPT (and, later, the behaviour-cloning policy).
+
+pub mod gpt;
+pub mod params;
+
+pub use gpt::{Gpt, GptShape};
+pub use params::{HostParams, ParamSpec};

@@ -1,0 +1,284 @@
+//! Checkpoints: one safetensors file per save, holding the raw weights, the EMA weights and the
+//! AdamW moments in full f32, with the step, token count, data cursor, tokenizer hash and config
+//! in its metadata. Writes are atomic (temporary file, fsync, rename, fsync of the directory), so
+//! an interrupted or failed save never damages an earlier checkpoint.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{HostParams, ParamSpec};
+
+/// Identifies lmtrain checkpoints among other safetensors files.
+pub const FORMAT: &str = "lmtrain-checkpoint";
+/// Bumped whenever the layout changes; older or newer files get a clear error.
+pub const VERSION: u32 = 1;
+
+/// Everything a checkpoint stores besides tensors.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CheckpointMeta {
+    pub format: String,
+    pub version: u32,
+    pub step: u64,
+    pub tokens: u64,
+    pub cursor: serde_json::Value,
+    /// The resolved config (TOML) of the run.
+    pub config: String,
+    /// sha256 of the tokenizer.json (empty for tasks without one).
+    pub tokenizer_hash: String,
+    pub val_loss_raw: Option<f64>,
+    pub val_loss_ema: Option<f64>,
+    pub has_ema: bool,
+}
+
+/// The tensors of a checkpoint, in spec order.
+pub struct CheckpointState {
+    pub params: HostParams,
+    pub ema: Option<HostParams>,
+    pub adam_m: HostParams,
+    pub adam_v: HostParams,
+}
+
+/// The file name for a step; zero-padded so that names sort by step.
+pub fn file_name(step: u64) -> String {
+    format!("ckpt-{step:09}.safetensors")
+}
+
+/// Writes a checkpoint atomically into `dir` and returns its path.
+pub fn save(
+    dir: &Path,
+    specs: &[ParamSpec],
+    state: &CheckpointState,
+    meta: &CheckpointMeta,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut add = |prefix: &str, values: &HostParams| {
+        for (spec, v) in specs.iter().zip(values) {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            owned.push((format!("{prefix}{}", spec.name), spec.shape.clone(), bytes));
+        }
+    };
+    add("model.", &state.params);
+    if let Some(ema) = &state.ema {
+        add("ema.", ema);
+    }
+    add("optim.m.", &state.adam_m);
+    add("optim.v.", &state.adam_v);
+    let views: Vec<(String, TensorView)> = owned
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| anyhow!("tensor {name}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let mut metadata = HashMap::new();
+    metadata.insert(
+        "lmtrain".to_string(),
+        serde_json::to_string(meta).context("cannot serialize checkpoint metadata")?,
+    );
+    let bytes = safetensors::tensor::serialize(views, Some(metadata))
+        .map_err(|e| anyhow!("cannot serialize checkpoint: {e}"))?;
+    let path = dir.join(file_name(meta.step));
+    write_atomic(&path, &bytes)?;
+    Ok(path)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, fsyncs it, renames
+/// it into place and fsyncs the directory. On failure (a full disk, say) the temporary file is
+/// removed and the error names the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    let tmp = path.with_extension("tmp");
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "cannot write {}: {e} (earlier checkpoints are intact; free disk space or change train.out_dir, then resume)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint, checking its format, version and that its tensors match `specs` (when
+/// given). `None` for specs skips the shape check (for `inspect`).
+pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta, CheckpointState)> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let meta = read_meta_from_bytes(path, &bytes)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        anyhow!(
+            "checkpoint {} is corrupt ({e}); use an earlier checkpoint from the same directory",
+            path.display()
+        )
+    })?;
+    let specs: Vec<ParamSpec> = match specs {
+        Some(s) => s.to_vec(),
+        None => specs_from_file(&st),
+    };
+    let read = |prefix: &str| -> Result<HostParams> {
+        specs
+            .iter()
+            .map(|spec| {
+                let name = format!("{prefix}{}", spec.name);
+                let view = st.tensor(&name).map_err(|_| {
+                    anyhow!(
+                        "checkpoint {} has no tensor {name}: it was written for a different model (check model.* in the config)",
+                        path.display()
+                    )
+                })?;
+                if view.shape() != spec.shape.as_slice() || view.dtype() != Dtype::F32 {
+                    bail!(
+                        "checkpoint {}: tensor {name} is {:?} {:?}, the model expects F32 {:?} (incompatible model config)",
+                        path.display(),
+                        view.dtype(),
+                        view.shape(),
+                        spec.shape
+                    );
+                }
+                Ok(view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect())
+            })
+            .collect()
+    };
+    let state = CheckpointState {
+        params: read("model.")?,
+        ema: if meta.has_ema {
+            Some(read("ema.")?)
+        } else {
+            None
+        },
+        adam_m: read("optim.m.")?,
+        adam_v: read("optim.v.")?,
+    };
+    Ok((meta, state))
+}
+
+/// Reads only the metadata (for `inspect` and resume checks).
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    read_meta_from_bytes(path, &bytes)
+}
+
+fn read_meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+        anyhow!(
+            "{} is not a readable safetensors file ({e}): the checkpoint is corrupt or truncated; use an earlier one",
+            path.display()
+        )
+    })?;
+    let raw = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("lmtrain"))
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is a safetensors file but not an lmtrain checkpoint (no `lmtrain` metadata); for Hugging Face weights use the import path",
+                path.display()
+            )
+        })?;
+    let value: serde_json::Value = serde_json::from_str(raw)
+        .with_context(|| format!("{}: checkpoint metadata is not JSON", path.display()))?;
+    let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
+    let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+    if format != FORMAT {
+        bail!("{}: format {format:?} is not {FORMAT:?}", path.display());
+    }
+    if version != u64::from(VERSION) {
+        bail!(
+            "{}: checkpoint version {version}, this lmtrain reads version {VERSION}; use the lmtrain that wrote it",
+            path.display()
+        );
+    }
+    serde_json::from_value(value)
+        .with_context(|| format!("{}: checkpoint metadata is malformed", path.display()))
+}
+
+/// Parameter specs recovered from the `model.` tensors of a file, in name order.
+fn specs_from_file(st: &SafeTensors) -> Vec<ParamSpec> {
+    let mut specs: Vec<ParamSpec> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, view)| {
+            name.strip_prefix("model.")
+                .map(|n| ParamSpec::new(n, view.shape()))
+        })
+        .collect();
+    specs.sort_by(|a, b| a.name.cmp(&b.name));
+    specs
+}
+
+/// Checkpoint files in `dir`, oldest first.
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".safetensors"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A checkpoint file, or a run directory (meaning its latest checkpoint).
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if path.is_dir() {
+        let dir = if path.join("checkpoints").is_dir() {
+            path.join("checkpoints")
+        } else {
+            path.to_path_buf()
+        };
+        return list(&dir)?.pop().ok_or_else(|| {
+            anyhow!(
+                "{} holds no checkpoint (ckpt-*.safetensors); the run saved none yet",
+                path.display()
+            )
+        });
+    }
+    bail!(
+        "{} does not exist: give a checkpoint file or a run directory",
+        path.display()
+    )
+}
+
+/// Deletes all but the newest `keep` checkpoints.
+pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let files = list(dir)?;
+    if files.len() > keep {
+        for old in &files[..files.len() - keep] {
+            std::fs::remove_file(old)
+                .with_context(|| format!("cannot delete old checkpoint {}", old.display()))?;
+        }
+    }
+    Ok(())
+}

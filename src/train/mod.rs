@@ -1,0 +1,15 @@
+//! The step loop and everything it owns: AdamW, the learning-rate schedule, gradient
+//! accumulation, global-norm clipping, the EMA of iterates, checkpoints, logs and progress.
+//! It knows nothing of text or robots, only a [`Task`].
+
+pub mod adamw;
+pub mod checkpoint;
+pub mod clip;
+pub mod ema;
+pub mod metrics;
+pub mod schedule;
+pub mod task;
+pub mod trainer;
+
+pub use task::Task;
+pub use trainer::{train, RunOutcome, TrainOptions};

@@ -1,0 +1,40 @@
+//! What the trainer needs from a task (language modelling now, behaviour cloning later).
+
+use anyhow::Result;
+use burn::tensor::{Device, Tensor};
+
+use crate::model::{HostParams, ParamSpec};
+
+/// A trainable task: its parameters, its training stream, its loss and its evaluations.
+///
+/// Parameters are flat 1-D tensors in [`Task::specs`] order. The trainer owns their values (raw
+/// and EMA) and the optimizer; the task owns its data and knows how to turn parameters and a batch
+/// into a loss.
+pub trait Task {
+    /// One micro-batch, already on the device.
+    type Batch;
+
+    /// Names, shapes and weight-decay flags of the parameters, in order.
+    fn specs(&self) -> &[ParamSpec];
+
+    /// Fresh initial values, deterministic from `seed`.
+    fn init_params(&self, seed: u64) -> HostParams;
+
+    /// The next micro-batch of the training stream, placed on `device`.
+    fn next_batch(&mut self, device: &Device) -> Result<Self::Batch>;
+
+    /// How many tokens (or samples) a batch counts for throughput and `tokens` in the logs.
+    fn batch_tokens(&self, batch: &Self::Batch) -> usize;
+
+    /// The training loss of a batch. `params` carry autodiff; `train` enables dropout.
+    fn loss(&self, params: &[Tensor<1>], batch: &Self::Batch, train: bool) -> Tensor<1>;
+
+    /// The validation loss on the task's fixed validation set, with no autodiff and no dropout.
+    fn val_loss(&self, params: &[Tensor<1>], device: &Device) -> Result<f64>;
+
+    /// Where the training stream stands, to be saved in a checkpoint.
+    fn cursor(&self) -> serde_json::Value;
+
+    /// Moves the training stream to a saved cursor (on resume).
+    fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()>;
+}

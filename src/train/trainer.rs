@@ -1,0 +1,300 @@
+//! The step loop.
+//!
+//! Each optimizer step: `grad_accum` micro-batches (each loss divided by `grad_accum`, gradients
+//! summed), one global-norm clip, one AdamW update at `lr_at(step)`, one EMA update. Randomness
+//! (dropout) is reseeded from (seed, step, micro-batch) before every micro-batch, because burn
+//! cannot save its RNG state: that is what makes a resumed run bit-identical to an uninterrupted
+//! one. The loss and gradient norm stay on the device until a log step reads them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::{Device, Tensor};
+
+use super::adamw::AdamW;
+use super::checkpoint::{self, CheckpointMeta, CheckpointState};
+use super::clip::clip_global;
+use super::ema;
+use super::metrics::{MetricsRow, RunLog};
+use super::schedule::lr_at;
+use super::task::Task;
+use crate::config::Config;
+use crate::model::params::{download, upload};
+
+/// What the trainer needs besides the task.
+pub struct TrainOptions {
+    pub run_dir: PathBuf,
+    pub config: Config,
+    pub device: Device,
+    /// A checkpoint to continue from.
+    pub resume_from: Option<PathBuf>,
+    /// Stored in checkpoints so that sampling and resume can check the tokenizer.
+    pub tokenizer_hash: String,
+    /// Set by SIGINT/SIGTERM: finish the step, checkpoint, return.
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub final_step: u64,
+    pub interrupted: bool,
+    pub last_checkpoint: Option<PathBuf>,
+    pub last_row: Option<MetricsRow>,
+}
+
+/// Parameters, EMA and optimizer state on the device.
+struct State {
+    step: u64,
+    tokens: u64,
+    params: Vec<Tensor<1>>,
+    ema: Option<Vec<Tensor<1>>>,
+    opt: AdamW,
+    last_val: (Option<f64>, Option<f64>),
+}
+
+/// Mixes seed, step and micro-batch into one RNG seed (splitmix64 finalizer), so neighbouring
+/// steps get unrelated dropout masks.
+fn step_seed(seed: u64, step: u64, micro: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(micro.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn read_scalar(t: Tensor<1>, what: &str) -> Result<f64> {
+    let v: f32 = t
+        .try_into_scalar()
+        .map_err(|e| anyhow::anyhow!("cannot read {what} from the device: {e:?}"))?;
+    Ok(v as f64)
+}
+
+pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
+    let cfg = &opts.config;
+    let device = &opts.device;
+    let specs = task.specs().to_vec();
+    let ckpt_dir = opts.run_dir.join("checkpoints");
+    let max_steps = cfg.train.max_steps;
+
+    let mut state = match &opts.resume_from {
+        Some(path) => {
+            let (meta, saved) = checkpoint::load(path, Some(&specs))?;
+            if cfg.ema.enabled && saved.ema.is_none() {
+                bail!(
+                    "checkpoint {} has no EMA weights but ema.enabled = true: incompatible",
+                    path.display()
+                );
+            }
+            task.restore_cursor(&meta.cursor)
+                .with_context(|| format!("restoring the data cursor of {}", path.display()))?;
+            State {
+                step: meta.step,
+                tokens: meta.tokens,
+                params: upload(&specs, &saved.params, device)?,
+                ema: match &saved.ema {
+                    Some(e) if cfg.ema.enabled => Some(upload(&specs, e, device)?),
+                    _ => None,
+                },
+                opt: AdamW {
+                    m: upload(&specs, &saved.adam_m, device)?,
+                    v: upload(&specs, &saved.adam_v, device)?,
+                },
+                last_val: (meta.val_loss_raw, meta.val_loss_ema),
+            }
+        }
+        None => {
+            let params = upload(&specs, &task.init_params(cfg.train.seed), device)?;
+            State {
+                step: 0,
+                tokens: 0,
+                ema: cfg.ema.enabled.then(|| params.clone()),
+                opt: AdamW::zeros_like(&params),
+                params,
+                last_val: (None, None),
+            }
+        }
+    };
+
+    let mut log = RunLog::open(&opts.run_dir, state.step, max_steps)?;
+    if state.step >= max_steps {
+        log.line(&format!(
+            "nothing to do: the run is at step {} and train.max_steps = {max_steps}; raise it with --set train.max_steps=N",
+            state.step
+        ))?;
+        log.finish();
+        return Ok(RunOutcome {
+            final_step: state.step,
+            interrupted: false,
+            last_checkpoint: checkpoint::list(&ckpt_dir)?.pop(),
+            last_row: None,
+        });
+    }
+
+    let accum = cfg.optim.grad_accum;
+    let mut interval_loss: Option<Tensor<1>> = None;
+    let mut interval_steps = 0u64;
+    let mut interval_tokens = 0u64;
+    let mut interval_start = Instant::now();
+    let mut last_checkpoint = None;
+    let mut last_row = None;
+    let mut interrupted = false;
+
+    while state.step < max_steps {
+        let t = state.step + 1;
+        let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
+        let mut grads: Option<Vec<Tensor<1>>> = None;
+        let mut step_loss: Option<Tensor<1>> = None;
+        for micro in 0..accum {
+            let batch = task.next_batch(device)?;
+            let n_tokens = task.batch_tokens(&batch) as u64;
+            device.seed(step_seed(cfg.train.seed, t, micro as u64));
+            let tracked: Vec<Tensor<1>> = state
+                .params
+                .iter()
+                .map(|p| p.clone().autodiff().require_grad())
+                .collect();
+            let loss = task.loss(&tracked, &batch, true);
+            let backward = (loss.clone() / accum as f64).backward();
+            // A parameter the loss does not reach gets a zero gradient.
+            let micro_grads: Vec<Tensor<1>> = tracked
+                .iter()
+                .map(|p| {
+                    p.grad(&backward)
+                        .unwrap_or_else(|| p.clone().inner().zeros_like())
+                })
+                .collect();
+            grads = Some(match grads {
+                None => micro_grads,
+                Some(acc) => acc.into_iter().zip(micro_grads).map(|(a, g)| a + g).collect(),
+            });
+            let loss = loss.inner();
+            step_loss = Some(match step_loss {
+                None => loss,
+                Some(s) => s + loss,
+            });
+            state.tokens += n_tokens;
+            interval_tokens += n_tokens;
+        }
+        let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
+        let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip);
+        state
+            .opt
+            .step(&mut state.params, &grads, &specs, t, lr, &cfg.optim);
+        if let Some(ema_params) = state.ema.as_mut() {
+            if let Some(beta) = ema::beta_at(t, &cfg.ema) {
+                ema::update(ema_params, &state.params, beta);
+            }
+        }
+        state.step = t;
+        let step_loss = step_loss.context("no micro-batch ran")? / accum as f64;
+        interval_loss = Some(match interval_loss {
+            None => step_loss,
+            Some(s) => s + step_loss,
+        });
+        interval_steps += 1;
+        log.progress(t);
+
+        let stop = opts.stop.load(Ordering::SeqCst);
+        let last = t == max_steps;
+        let do_val = t % cfg.eval.val_every == 0 || last;
+        let do_log = t == 1 || t % cfg.train.log_every == 0 || last || stop;
+        if do_log || do_val {
+            let mut row = MetricsRow {
+                step: t,
+                tokens: state.tokens,
+                lr,
+                ..Default::default()
+            };
+            if do_log {
+                if let Some(sum) = interval_loss.take() {
+                    let loss = read_scalar(sum, "the training loss")? / interval_steps as f64;
+                    if !loss.is_finite() {
+                        bail!(
+                            "the training loss is {loss} at step {t}: training diverged. The last good checkpoint is {}; lower optim.lr or set optim.grad_clip, then resume from it",
+                            last_checkpoint
+                                .as_ref()
+                                .map(|p: &PathBuf| p.display().to_string())
+                                .unwrap_or_else(|| "none (start again)".into())
+                        );
+                    }
+                    row.train_loss = Some(loss);
+                    row.grad_norm = Some(read_scalar(grad_norm, "the gradient norm")?);
+                    let secs = interval_start.elapsed().as_secs_f64().max(1e-9);
+                    row.tok_per_s = Some(interval_tokens as f64 / secs);
+                }
+                interval_steps = 0;
+                interval_tokens = 0;
+            }
+            if do_val {
+                let raw = task.val_loss(&state.params, device)?;
+                row.val_loss_raw = Some(raw);
+                if let Some(e) = &state.ema {
+                    row.val_loss_ema = Some(task.val_loss(e, device)?);
+                }
+                state.last_val = (row.val_loss_raw, row.val_loss_ema);
+            }
+            log.row(&row, max_steps)?;
+            last_row = Some(row);
+            if do_log {
+                interval_start = Instant::now();
+            }
+        }
+
+        if t % cfg.checkpoint.every == 0 || last || stop {
+            let path = save_checkpoint(task, &opts, &specs, &state, &ckpt_dir)?;
+            log.line(&format!("checkpoint step {t}: {}", path.display()))?;
+            checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;
+            last_checkpoint = Some(path);
+        }
+        if stop && !last {
+            interrupted = true;
+            if let Some(p) = &last_checkpoint {
+                log.line(&format!(
+                    "interrupted at step {t}; saved {}. Continue with: lmtrain train --resume {}",
+                    p.display(),
+                    opts.run_dir.display()
+                ))?;
+            }
+            break;
+        }
+    }
+    log.finish();
+    Ok(RunOutcome {
+        final_step: state.step,
+        interrupted,
+        last_checkpoint,
+        last_row,
+    })
+}
+
+fn save_checkpoint<T: Task>(
+    task: &T,
+    opts: &TrainOptions,
+    specs: &[crate::model::ParamSpec],
+    state: &State,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let meta = CheckpointMeta {
+        format: checkpoint::FORMAT.into(),
+        version: checkpoint::VERSION,
+        step: state.step,
+        tokens: state.tokens,
+        cursor: task.cursor(),
+        config: opts.config.to_toml()?,
+        tokenizer_hash: opts.tokenizer_hash.clone(),
+        val_loss_raw: state.last_val.0,
+        val_loss_ema: state.last_val.1,
+        has_ema: state.ema.is_some(),
+    };
+    let host = CheckpointState {
+        params: download(&state.params)?,
+        ema: state.ema.as_deref().map(download).transpose()?,
+        adam_m: download(&state.opt.m)?,
+        adam_v: download(&state.opt.v)?,
+    };
+    checkpoint::save(dir, specs, &host, &meta)
+}

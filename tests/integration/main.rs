@@ -1,0 +1,7 @@
+//! lmtrain's integration tests: one test crate (one binary to link), a module per concern.
+
+mod cli_errors;
+mod common;
+mod fixture;
+mod resume;
+mod shipped_configs;
