@@ -156,11 +156,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
             run_dir.display()
         );
     } else {
-        eprintln!(
-            "done: step {} in {}",
-            outcome.final_step,
-            run_dir.display()
-        );
+        eprintln!("done: step {} in {}", outcome.final_step, run_dir.display());
     }
     Ok(())
 }

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(DeviceChoice::parse("auto").unwrap(), DeviceChoice::Auto);
         assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
-        assert_eq!(DeviceChoice::parse("cuda:3").unwrap(), DeviceChoice::Cuda(3));
+        assert_eq!(
+            DeviceChoice::parse("cuda:3").unwrap(),
+            DeviceChoice::Cuda(3)
+        );
         let err = DeviceChoice::parse("gpu").unwrap_err().to_string();
         assert!(err.contains("\"auto\""), "{err}");
         assert!(DeviceChoice::parse("cuda:x").is_err());

@@ -44,7 +44,9 @@ pub fn resolve_request(req: &TrainRequest) -> Result<(Config, String)> {
             let r = load_config(&file, &req.overrides)?;
             Ok((r.config, r.name))
         }
-        (None, None) => bail!("give --config FILE (e.g. configs/quickstart.toml) or --resume RUN_DIR"),
+        (None, None) => {
+            bail!("give --config FILE (e.g. configs/quickstart.toml) or --resume RUN_DIR")
+        }
     }
 }
 
@@ -90,7 +92,10 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         None => (new_run_dir(&config, &name)?, None),
     };
     // The resolved config goes into the run directory before step 1.
-    crate::train::checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    crate::train::checkpoint::write_atomic(
+        &run_dir.join("config.toml"),
+        config.to_toml()?.as_bytes(),
+    )?;
 
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
     let data = prepare_run_data(&config, &run_dir)?;

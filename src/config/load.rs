@@ -39,7 +39,9 @@ pub fn parse_override(spec: &str) -> Result<(String, toml::Value)> {
 fn parse_toml_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -56,7 +58,8 @@ pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> 
         .parse()
         .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
     // Check the file alone first, so that an error in it is reported against the file.
-    Config::deserialize_table(&table).with_context(|| format!("in config file {}", file.display()))?;
+    Config::deserialize_table(&table)
+        .with_context(|| format!("in config file {}", file.display()))?;
     for spec in overrides {
         let (key, value) = parse_override(spec)?;
         set_dotted(&mut table, &key, value)
@@ -136,7 +139,9 @@ impl Config {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let config: Config =
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
-        config.validate().with_context(|| format!("in {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(config)
     }
 

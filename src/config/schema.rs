@@ -279,7 +279,10 @@ impl Config {
             );
         }
         if !(0.0..1.0).contains(&self.data.val_fraction) {
-            bail!("data.val_fraction = {} must be in [0, 1)", self.data.val_fraction);
+            bail!(
+                "data.val_fraction = {} must be in [0, 1)",
+                self.data.val_fraction
+            );
         }
         if self.data.val_glob.is_none() && self.data.val_fraction == 0.0 {
             bail!("data.val_fraction is 0 and there is no data.val_glob: nothing to validate on; set one of them");

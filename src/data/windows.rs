@@ -117,9 +117,13 @@ fn unit_windows(
         .into_iter()
         .filter(|d| !is_held_out(d, source.holdout_fraction))
         .collect();
-    let tokens = tokenizer
-        .encode_batch(&docs)
-        .with_context(|| format!("tokenizing {} row group {}", unit.shard.display(), unit.row_group))?;
+    let tokens = tokenizer.encode_batch(&docs).with_context(|| {
+        format!(
+            "tokenizing {} row group {}",
+            unit.shard.display(),
+            unit.row_group
+        )
+    })?;
     let mut windows = pack(&tokens, tokenizer.eot_id(), window);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(seed, epoch, pos as u64));
     windows.shuffle(&mut rng);
@@ -281,10 +285,14 @@ mod tests {
 
     #[test]
     fn holdout_is_stable_and_near_the_fraction() {
-        let docs: Vec<String> = (0..20_000).map(|i| format!("document number {i}")).collect();
+        let docs: Vec<String> = (0..20_000)
+            .map(|i| format!("document number {i}"))
+            .collect();
         let held = docs.iter().filter(|d| is_held_out(d, 0.1)).count();
         assert!((1_700..2_300).contains(&held), "{held}");
-        assert!(docs.iter().all(|d| is_held_out(d, 0.1) == is_held_out(d, 0.1)));
+        assert!(docs
+            .iter()
+            .all(|d| is_held_out(d, 0.1) == is_held_out(d, 0.1)));
         assert!(!docs.iter().any(|d| is_held_out(d, 0.0)));
     }
 

@@ -78,7 +78,8 @@ pub fn prepare_tokenizer(
         docs.truncate(limit);
         Ok(docs)
     };
-    let (tok, source) = ensure_tokenizer(&path, config.tokenizer.vocab_size, &fingerprint, collect)?;
+    let (tok, source) =
+        ensure_tokenizer(&path, config.tokenizer.vocab_size, &fingerprint, collect)?;
     let mut notes = Vec::new();
     match source {
         TokenizerSource::Loaded => notes.push(format!("tokenizer: loaded {}", path.display())),

@@ -225,7 +225,10 @@ impl Gpt {
     ) -> Tensor<1> {
         let [b, t] = idx.dims();
         let logits = self.forward(p, idx, dropout);
-        cross_entropy(logits.reshape([b * t, self.shape.vocab_size]), targets.reshape([b * t]))
+        cross_entropy(
+            logits.reshape([b * t, self.shape.vocab_size]),
+            targets.reshape([b * t]),
+        )
     }
 }
 

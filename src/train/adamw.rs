@@ -106,7 +106,14 @@ mod tests {
         let specs = vec![ParamSpec::new("bias", &[1])];
         let mut p = vec![Tensor::<1>::from_floats([2.0], &d)];
         let mut opt = AdamW::zeros_like(&p);
-        opt.step(&mut p, &[Tensor::<1>::from_floats([0.0], &d)], &specs, 1, 0.1, &c);
+        opt.step(
+            &mut p,
+            &[Tensor::<1>::from_floats([0.0], &d)],
+            &specs,
+            1,
+            0.1,
+            &c,
+        );
         let got: f32 = p[0].clone().into_scalar();
         assert_eq!(got, 2.0);
     }

@@ -19,7 +19,10 @@ pub fn global_norm(grads: &[Tensor<1>]) -> Tensor<1> {
 pub fn clip_global(grads: &mut [Tensor<1>], max_norm: f64) -> Tensor<1> {
     let norm = global_norm(grads);
     if max_norm > 0.0 {
-        let coef = (norm.clone() + 1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+        let coef = (norm.clone() + 1e-6)
+            .recip()
+            .mul_scalar(max_norm)
+            .clamp_max(1.0);
         for g in grads.iter_mut() {
             *g = g.clone() * coef.clone();
         }

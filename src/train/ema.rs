@@ -61,12 +61,13 @@ mod tests {
         assert_eq!(beta_at(1, &c), Some(1.0));
         assert_eq!(beta_at(3, &c), Some(1.0));
         assert!((beta_at(4, &c).unwrap() - 11f64.powf(-0.5)).abs() < 1e-15);
-        assert!((beta_at(93, &c).unwrap() - 0.01).abs() < 1e-15);
+        // ρ + t − t₀ = 10 + 93 − 3 = 100, so β = 100^(−1/2).
+        assert!((beta_at(93, &c).unwrap() - 0.1).abs() < 1e-15);
         let floored = EmaConfig {
-            min_beta: 0.05,
+            min_beta: 0.15,
             ..cfg()
         };
-        assert_eq!(beta_at(93, &floored), Some(0.05));
+        assert_eq!(beta_at(93, &floored), Some(0.15));
         let every = EmaConfig { every: 4, ..cfg() };
         assert_eq!(beta_at(5, &every), None);
         assert!((beta_at(8, &every).unwrap() - 15f64.powf(-0.5)).abs() < 1e-15);

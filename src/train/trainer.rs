@@ -169,7 +169,11 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 .collect();
             grads = Some(match grads {
                 None => micro_grads,
-                Some(acc) => acc.into_iter().zip(micro_grads).map(|(a, g)| a + g).collect(),
+                Some(acc) => acc
+                    .into_iter()
+                    .zip(micro_grads)
+                    .map(|(a, g)| a + g)
+                    .collect(),
             });
             let loss = loss.inner();
             step_loss = Some(match step_loss {

@@ -24,29 +24,31 @@ fn misspelled_key_in_file_names_file_key_and_allowed_keys() {
 #[test]
 fn bad_set_key_and_bad_value_are_errors() {
     let cfg = repo().join("configs/quickstart.toml");
-    let err = run_err(
-        lmtrain()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--set", "optim.learning_rate=1e-3", "--dump-config"]),
-    );
+    let err = run_err(lmtrain().arg("--config").arg(&cfg).args([
+        "--set",
+        "optim.learning_rate=1e-3",
+        "--dump-config",
+    ]));
     assert!(err.contains("--set optim.learning_rate=1e-3"), "{err}");
     assert!(err.contains("learning_rate") && err.contains("lr"), "{err}");
 
-    let err = run_err(
-        lmtrain()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--set", "schedule.kind=exponential", "--dump-config"]),
+    let err = run_err(lmtrain().arg("--config").arg(&cfg).args([
+        "--set",
+        "schedule.kind=exponential",
+        "--dump-config",
+    ]));
+    assert!(
+        err.contains("exponential") && err.contains("cosine"),
+        "{err}"
     );
-    assert!(err.contains("exponential") && err.contains("cosine"), "{err}");
 
-    let err = run_err(
-        lmtrain()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--set", "device=gpu", "--dump-config"]),
-    );
+    let err =
+        run_err(
+            lmtrain()
+                .arg("--config")
+                .arg(&cfg)
+                .args(["--set", "device=gpu", "--dump-config"]),
+        );
     assert!(err.contains("\"cuda:N\""), "{err}");
 }
 

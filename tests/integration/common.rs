@@ -63,7 +63,12 @@ pub fn only_run(out_dir: &Path) -> PathBuf {
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
-    assert_eq!(dirs.len(), 1, "expected one run dir in {}: {dirs:?}", out_dir.display());
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run dir in {}: {dirs:?}",
+        out_dir.display()
+    );
     dirs.pop().unwrap()
 }
 

@@ -37,7 +37,9 @@ impl Fixture {
     }
     fn f32s(&self, name: &str) -> Vec<f32> {
         let st = self.st();
-        let v = st.tensor(name).unwrap_or_else(|_| panic!("fixture tensor {name}"));
+        let v = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture tensor {name}"));
         v.data()
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -277,10 +279,23 @@ fn ten_optimizer_steps_match_pytorch() {
         .iter()
         .map(|r| r["grad_norm"].as_f64().unwrap() as f32)
         .collect();
-    let lrs: Vec<f32> = rows.iter().map(|r| r["lr"].as_f64().unwrap() as f32).collect();
+    let lrs: Vec<f32> = rows
+        .iter()
+        .map(|r| r["lr"].as_f64().unwrap() as f32)
+        .collect();
     check("learning rate per step", &lrs, &fx.f32s("lrs"), 1e-6);
-    check("loss trajectory (10 steps)", &losses, &fx.f32s("losses"), 1e-4);
-    check("pre-clip gradient norm per step", &norms, &fx.f32s("grad_norms"), 1e-3);
+    check(
+        "loss trajectory (10 steps)",
+        &losses,
+        &fx.f32s("losses"),
+        1e-4,
+    );
+    check(
+        "pre-clip gradient norm per step",
+        &norms,
+        &fx.f32s("grad_norms"),
+        1e-3,
+    );
 
     let ckpt = outcome.last_checkpoint.expect("a final checkpoint");
     let (_, state) = checkpoint::load(&ckpt, Some(gpt.specs())).unwrap();

@@ -58,7 +58,9 @@ fn smoke(config: &Path) {
     let name = config.file_stem().unwrap().to_string_lossy().into_owned();
     let tmp = tempfile::tempdir().unwrap();
     let Some((train, val)) = local_data(&name, tmp.path()) else {
-        eprintln!("SKIP {name}.toml: ../shared/data is absent, so there is no local sample of its data");
+        eprintln!(
+            "SKIP {name}.toml: ../shared/data is absent, so there is no local sample of its data"
+        );
         return;
     };
     let mut cmd = lmtrain();
