@@ -111,6 +111,17 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Measure the data pipeline alone: tokenizer tokens/s on one row group, then the whole
+    /// training stream (read, tokenize, pack, shuffle) in tokens/s. Threads: RAYON_NUM_THREADS.
+    Bench {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Windows to pull from the training stream.
+        #[arg(long, default_value_t = 20_000)]
+        windows: usize,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -134,7 +145,39 @@ pub fn run() -> Result<()> {
             );
             Ok(())
         }
+        Some(Command::Data {
+            command:
+                DataCommand::Bench {
+                    config,
+                    set,
+                    windows,
+                },
+        }) => data_bench_command(&config, &set, windows),
     }
+}
+
+fn data_bench_command(config: &std::path::Path, set: &[String], windows: usize) -> Result<()> {
+    let resolved = crate::config::load_config(config, set)?;
+    let work = tempfile_dir()?;
+    let b = crate::lm::data_bench::bench_data(&resolved.config, &work, windows)?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "RESULT bench=data threads={} tokenizer_docs={} tokenizer_tokens={} tokenizer_tok_s={:.0} stream_tokens={} stream_tok_s={:.0}",
+        b.threads,
+        b.docs,
+        b.tokenizer_tokens,
+        b.tokenizer_tokens as f64 / b.tokenizer_secs,
+        b.stream_tokens,
+        b.stream_tokens as f64 / b.stream_secs
+    );
+    Ok(())
+}
+
+/// A scratch directory for a tokenizer trained only for a measurement.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lmtrain-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn train_command(args: TrainArgs) -> Result<()> {

@@ -75,7 +75,7 @@ fn try_cuda(index: usize) -> std::result::Result<ChosenDevice, String> {
     });
     std::panic::set_hook(previous_hook);
     match probe {
-        Ok((device, sum)) if sum == 3.0 => Ok(ChosenDevice {
+        Ok((device, 3.0)) => Ok(ChosenDevice {
             device,
             description: format!("cuda:{index} (burn cuda backend)"),
             is_gpu: true,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod fsutil;
 pub mod lm;
 pub mod model;
 pub mod run;

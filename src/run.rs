@@ -92,10 +92,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         None => (new_run_dir(&config, &name)?, None),
     };
     // The resolved config goes into the run directory before step 1.
-    crate::train::checkpoint::write_atomic(
-        &run_dir.join("config.toml"),
-        config.to_toml()?.as_bytes(),
-    )?;
+    crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
 
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
     let data = prepare_run_data(&config, &run_dir)?;

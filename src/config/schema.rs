@@ -256,7 +256,7 @@ impl Config {
         if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size == 0 {
             bail!("model.n_layer, n_head, n_embd and block_size must all be ≥ 1");
         }
-        if m.n_embd % m.n_head != 0 {
+        if !m.n_embd.is_multiple_of(m.n_head) {
             bail!(
                 "model.n_embd = {} must be divisible by model.n_head = {}",
                 m.n_embd,

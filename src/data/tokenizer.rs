@@ -11,7 +11,6 @@
 //!   load, whatever the file says), and decoding keeps special tokens, so
 //!   `decode(encode(s)) == s` for every UTF-8 `s`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -187,7 +186,7 @@ impl TextTokenizer {
     /// Atomic write (tmp file + fsync + rename), so a crash never leaves a half-written
     /// tokenizer that a later run would load.
     pub fn save(&self, path: &Path) -> Result<()> {
-        atomic_write(path, self.json.as_bytes())
+        crate::fsutil::write_atomic(path, self.json.as_bytes())
     }
 
     /// Size the embedding must have: largest token id + 1 (== `get_vocab_size(true)` for
@@ -243,42 +242,6 @@ impl TextTokenizer {
     pub fn content_hash(&self) -> String {
         self.hash.clone()
     }
-}
-
-/// Writes `bytes` to `path` via a temporary file in the same directory, fsyncs it, renames it
-/// over `path` (atomic on POSIX), then fsyncs the directory so the rename itself is durable.
-fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} has no file name", path.display()))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let write = || -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot write {}", tmp.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot rename {} to {}", tmp.display(), path.display())
-    })?;
-    // Best effort: some filesystems refuse to open or fsync directories, and the data is
-    // already safely in place.
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Sidecar `<tokenizer path>.meta.json`: what a tokenizer we trained was trained for.
@@ -369,7 +332,7 @@ pub fn ensure_tokenizer(
         trained_by: format!("lmtrain {}", env!("CARGO_PKG_VERSION")),
     };
     let meta_json = serde_json::to_string_pretty(&meta).context("serialising tokenizer meta")?;
-    atomic_write(&meta_file, meta_json.as_bytes())?;
+    crate::fsutil::write_atomic(&meta_file, meta_json.as_bytes())?;
     Ok((tok, TokenizerSource::Trained { reason }))
 }
 

@@ -1,5 +1,6 @@
 //! Language modelling: the GPT trained on token windows, through the generic trainer.
 
+pub mod data_bench;
 pub mod prepare;
 pub mod task;
 

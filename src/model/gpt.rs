@@ -139,7 +139,7 @@ impl Gpt {
         let wte = self.mat(p, 0);
         let wpe = self.mat(p, 1);
         let tok = embedding(wte.clone(), idx);
-        let pos = wpe.slice([0..t]).unsqueeze::<3>();
+        let pos = wpe.narrow(0, 0, t).unsqueeze::<3>();
         let mut x = apply_dropout(tok + pos, dropout);
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &x.device())
             .unsqueeze::<4>()

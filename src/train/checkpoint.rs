@@ -4,7 +4,6 @@
 //! an interrupted or failed save never damages an earlier checkpoint.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -87,34 +86,13 @@ pub fn save(
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|e| anyhow!("cannot serialize checkpoint: {e}"))?;
     let path = dir.join(file_name(meta.step));
-    write_atomic(&path, &bytes)?;
-    Ok(path)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, fsyncs it, renames
-/// it into place and fsyncs the directory. On failure (a full disk, say) the temporary file is
-/// removed and the error names the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
-    let tmp = path.with_extension("tmp");
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "cannot write {}: {e} (earlier checkpoints are intact; free disk space or change train.out_dir, then resume)",
+    crate::fsutil::write_atomic(&path, &bytes).with_context(|| {
+        format!(
+            "saving checkpoint {} failed; earlier checkpoints are intact. Free disk space or change train.out_dir, then resume",
             path.display()
-        );
-    }
-    Ok(())
+        )
+    })?;
+    Ok(path)
 }
 
 /// Reads a checkpoint, checking its format, version and that its tensors match `specs` (when

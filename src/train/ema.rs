@@ -14,7 +14,7 @@ pub fn beta_at(t: u64, c: &EmaConfig) -> Option<f64> {
     if t <= c.burn_in {
         return Some(1.0);
     }
-    if t % c.every != 0 {
+    if !t.is_multiple_of(c.every) {
         return None;
     }
     Some(match c.kind {

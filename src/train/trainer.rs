@@ -204,8 +204,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
 
         let stop = opts.stop.load(Ordering::SeqCst);
         let last = t == max_steps;
-        let do_val = t % cfg.eval.val_every == 0 || last;
-        let do_log = t == 1 || t % cfg.train.log_every == 0 || last || stop;
+        let do_val = t.is_multiple_of(cfg.eval.val_every) || last;
+        let do_log = t == 1 || t.is_multiple_of(cfg.train.log_every) || last || stop;
         if do_log || do_val {
             let mut row = MetricsRow {
                 step: t,
@@ -248,7 +248,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             }
         }
 
-        if t % cfg.checkpoint.every == 0 || last || stop {
+        if t.is_multiple_of(cfg.checkpoint.every) || last || stop {
             let path = save_checkpoint(task, &opts, &specs, &state, &ckpt_dir)?;
             log.line(&format!("checkpoint step {t}: {}", path.display()))?;
             checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;

@@ -4,4 +4,5 @@ mod cli_errors;
 mod common;
 mod fixture;
 mod resume;
+mod sampling;
 mod shipped_configs;

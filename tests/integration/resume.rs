@@ -152,7 +152,7 @@ fn resume_refuses_an_incompatible_config_and_a_corrupt_checkpoint() {
 fn sigint_finishes_the_step_checkpoints_and_exits_zero() {
     let s = setup();
     let tok = format!("tokenizer.path={}", s.dir.join("tok.json").display());
-    let mut child = lmtrain()
+    let child = lmtrain()
         .arg("--config")
         .arg(&s.config)
         .args([
