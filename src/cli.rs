@@ -49,10 +49,23 @@ pub struct TrainArgs {
 pub enum Command {
     /// Train a model (the default command).
     Train(TrainArgs),
-    /// Print a continuation of a prompt from a checkpoint (stdout carries only the text).
+    /// Print a continuation of a prompt from a checkpoint or a Hugging Face GPT-2 directory
+    /// (stdout carries only the text).
     Sample(SampleArgs),
+    /// Write a checkpoint as a Hugging Face GPT-2 directory (model.safetensors, config.json,
+    /// tokenizer files, README.md) that transformers' GPT2LMHeadModel and AutoTokenizer load.
+    Export(ExportArgs),
+    /// Print what a checkpoint holds: step, tokens seen, last validation losses, whether EMA
+    /// weights are present, the model and the config.
+    Inspect(InspectArgs),
+    /// Print a model's logits for given tokens as JSON (and optionally its greedy
+    /// continuation), to compare lmtrain's forward pass with another implementation.
+    Logits(LogitsArgs),
     /// Train the byte-level BPE tokenizer of a config and write tokenizer.json.
     Tokenizer(TokenizerArgs),
+    /// Time lmtrain's training step on the PyTorch reference's model shapes and print
+    /// `RESULT key=value` lines (first with clipping and EMA off, as the reference, then on).
+    Bench(BenchArgs),
     /// Data utilities.
     Data {
         #[command(subcommand)]
@@ -60,13 +73,39 @@ pub enum Command {
     },
 }
 
+/// Where a model comes from: exactly one of `--checkpoint` and `--hf`.
 #[derive(Args, Debug)]
-pub struct SampleArgs {
+#[group(required = true, multiple = false)]
+pub struct ModelSourceArgs {
     /// A checkpoint file, or a run directory (its latest checkpoint).
     #[arg(long, value_name = "PATH")]
-    pub checkpoint: PathBuf,
-    /// Use the EMA weights instead of the raw ones.
-    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// A Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.json), such as
+    /// one written by `lmtrain export` or GPT-2 124M's.
+    #[arg(long, value_name = "DIR")]
+    pub hf: Option<PathBuf>,
+}
+
+impl ModelSourceArgs {
+    fn source(&self, ema: bool) -> Result<crate::interop::host_model::ModelSource> {
+        use crate::interop::host_model::ModelSource;
+        match (&self.checkpoint, &self.hf) {
+            (Some(path), None) => Ok(ModelSource::Checkpoint {
+                path: path.clone(),
+                ema,
+            }),
+            (None, Some(dir)) => Ok(ModelSource::HfDir(dir.clone())),
+            _ => bail!("give exactly one of --checkpoint PATH and --hf DIR"),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
+    /// Use the EMA weights instead of the raw ones (checkpoints only).
+    #[arg(long, conflicts_with = "hf")]
     pub ema: bool,
     /// Text to continue, encoded as is (no end-of-text token is put in front).
     #[arg(long)]
@@ -89,6 +128,50 @@ pub struct SampleArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint file, or a run directory (its latest checkpoint).
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: PathBuf,
+    /// Export the EMA weights instead of the raw ones.
+    #[arg(long)]
+    pub ema: bool,
+    /// The directory to write (created if needed; files of the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A checkpoint file, or a run directory (its latest checkpoint).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["tokens", "text"])))]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    pub source: ModelSourceArgs,
+    /// Use the EMA weights instead of the raw ones (checkpoints only).
+    #[arg(long, conflicts_with = "hf")]
+    pub ema: bool,
+    /// Token ids, comma-separated (at most block_size of them).
+    #[arg(long, value_name = "ID,ID,...")]
+    pub tokens: Option<String>,
+    /// Text to encode with the model's tokenizer instead of --tokens (as is: nothing is added
+    /// in front); the JSON then shows the ids it encodes to.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Also generate this many tokens greedily after the input with lmtrain's sampler (stops
+    /// at end-of-text; only ids the tokenizer knows), reported as "greedy".
+    #[arg(long, default_value_t = 0)]
+    pub greedy: usize,
+    /// "auto", "cpu", "cuda" or "cuda:N". The CPU by default, for reproducible comparisons.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
 pub struct TokenizerArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
@@ -97,6 +180,44 @@ pub struct TokenizerArgs {
     /// Where to write tokenizer.json when the config has no tokenizer.path.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A named shape: "A" (6 layers, d 384, seq 256, batch 64, vocab 8192) or "B" (12 layers,
+    /// d 768, seq 1024, batch 16, vocab 50304). The flags below override single dimensions.
+    #[arg(long, value_name = "A|B")]
+    pub config: Option<String>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long = "d-model")]
+    pub d_model: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    #[arg(long)]
+    pub seq: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub vocab: Option<usize>,
+    /// Timed steps, after the warm-up.
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    #[arg(long = "warmup-steps", default_value_t = 20)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Peak dense TFLOP/s of the card for the MFU figure (H100/H200 bf16: 989.4).
+    #[arg(long = "peak-tflops", default_value_t = 989.4)]
+    pub peak_tflops: f64,
+    #[arg(long, default_value = "-")]
+    pub label: String,
+    /// Only the line with clipping and EMA off.
+    #[arg(long = "no-clip-ema-line")]
+    pub no_clip_ema_line: bool,
+    /// "auto", "cpu", "cuda" or "cuda:N".
+    #[arg(long, default_value = "auto")]
+    pub device: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,7 +252,14 @@ pub fn run() -> Result<()> {
         None => train_command(cli.train),
         Some(Command::Train(args)) => train_command(args),
         Some(Command::Sample(args)) => sample_command(args),
+        Some(Command::Export(args)) => export_command(args),
+        Some(Command::Inspect(args)) => {
+            print!("{}", crate::interop::inspect::inspect(&args.path)?);
+            Ok(())
+        }
+        Some(Command::Logits(args)) => logits_command(args),
         Some(Command::Tokenizer(args)) => tokenizer_command(args),
+        Some(Command::Bench(args)) => bench_command(args),
         Some(Command::Data {
             command: DataCommand::Synth { out, stories, seed },
         }) => {
@@ -180,6 +308,62 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+fn bench_command(a: BenchArgs) -> Result<()> {
+    use crate::bench::gpt_step::{result_line, run_bench, BenchOptions, BenchShape};
+    use crate::device::{choose_device, DeviceChoice};
+    let base = match a.config.as_deref() {
+        None => BenchShape {
+            layers: 2,
+            d_model: 64,
+            heads: 4,
+            seq: 32,
+            batch: 8,
+            vocab: 128,
+        },
+        Some("A") | Some("a") => BenchShape::A,
+        Some("B") | Some("b") => BenchShape::B,
+        Some(other) => bail!("--config {other:?}: use A or B (or give the dimensions)"),
+    };
+    let shape = BenchShape {
+        layers: a.layers.unwrap_or(base.layers),
+        d_model: a.d_model.unwrap_or(base.d_model),
+        heads: a.heads.unwrap_or(base.heads),
+        seq: a.seq.unwrap_or(base.seq),
+        batch: a.batch.unwrap_or(base.batch),
+        vocab: a.vocab.unwrap_or(base.vocab),
+    };
+    if !shape.d_model.is_multiple_of(shape.heads) || a.steps == 0 {
+        bail!("--d-model must be divisible by --heads, and --steps must be ≥ 1");
+    }
+    let chosen = choose_device(DeviceChoice::parse(&a.device)?)?;
+    eprintln!(
+        "[lmtrain] {} | device: {}",
+        crate::run::build_info(),
+        chosen.description
+    );
+    let backend = if chosen.is_gpu { "cuda" } else { "cpu" };
+    let lines: &[bool] = if a.no_clip_ema_line {
+        &[false]
+    } else {
+        &[false, true]
+    };
+    for &clip_and_ema in lines {
+        let o = BenchOptions {
+            shape,
+            steps: a.steps,
+            warmup_steps: a.warmup_steps,
+            lr: a.lr,
+            clip_and_ema,
+            peak_tflops: a.peak_tflops,
+            label: a.label.clone(),
+            seed: 1337,
+        };
+        let r = run_bench(&o, &chosen.device)?;
+        println!("{}", result_line(&o, &r, backend));
+    }
+    Ok(())
+}
+
 fn train_command(args: TrainArgs) -> Result<()> {
     let req = TrainRequest {
         config: args.config,
@@ -206,15 +390,11 @@ fn train_command(args: TrainArgs) -> Result<()> {
 
 fn sample_command(args: SampleArgs) -> Result<()> {
     use crate::device::{choose_device, DeviceChoice};
-    use crate::sample::{load_model, Decoding};
+    use crate::sample::{load_source, Decoding};
     let chosen = choose_device(DeviceChoice::parse(&args.device)?)?;
     eprintln!("device: {}", chosen.description);
-    let model = load_model(&args.checkpoint, args.ema, chosen.device)?;
-    eprintln!(
-        "step {} ({} weights)",
-        model.step,
-        if args.ema { "EMA" } else { "raw" }
-    );
+    let model = load_source(&args.source.source(args.ema)?, chosen.device)?;
+    eprintln!("{}", model.description);
     let prompt = model.tokenizer.encode(&args.prompt)?;
     let d = Decoding {
         temperature: args.temperature,
@@ -225,6 +405,37 @@ fn sample_command(args: SampleArgs) -> Result<()> {
     let text = model.tokenizer.decode(&ids)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").context("cannot write to stdout")?;
+    Ok(())
+}
+
+fn export_command(args: ExportArgs) -> Result<()> {
+    use crate::interop::host_model::HostModel;
+    let model = HostModel::from_checkpoint(&args.checkpoint, args.ema)?;
+    let summary = crate::interop::export::export(&model, &args.out)?;
+    eprintln!(
+        "exported {} to {} ({})",
+        model.description,
+        summary.out.display(),
+        summary.files.join(", ")
+    );
+    Ok(())
+}
+
+fn logits_command(args: LogitsArgs) -> Result<()> {
+    use crate::device::{choose_device, DeviceChoice};
+    use crate::interop::logits_report::{parse_tokens, report};
+    let chosen = choose_device(DeviceChoice::parse(&args.device)?)?;
+    eprintln!("device: {}", chosen.description);
+    let model = crate::sample::load_source(&args.source.source(args.ema)?, chosen.device)?;
+    eprintln!("{}", model.description);
+    let tokens = match (&args.tokens, &args.text) {
+        (Some(t), None) => parse_tokens(t)?,
+        (None, Some(text)) => model.tokenizer.encode(text)?,
+        _ => bail!("give exactly one of --tokens and --text"),
+    };
+    let json = report(&model, &tokens, args.greedy)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{json}").context("cannot write to stdout")?;
     Ok(())
 }
 
@@ -282,5 +493,24 @@ mod tests {
         assert_eq!(cli.train.set.len(), 2);
         let cli = Cli::try_parse_from(["lmtrain", "train", "--config", "c.toml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Train(_))));
+    }
+
+    #[test]
+    fn a_model_comes_from_exactly_one_source() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["lmtrain", "sample", "--prompt", "x"][..], args].concat())
+        };
+        assert!(parse(&["--checkpoint", "r"]).is_ok());
+        assert!(parse(&["--hf", "d"]).is_ok());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--checkpoint", "r", "--hf", "d"]).is_err());
+        assert!(parse(&["--hf", "d", "--ema"]).is_err());
+        let logits = |args: &[&str]| {
+            Cli::try_parse_from([&["lmtrain", "logits", "--hf", "d"][..], args].concat())
+        };
+        assert!(logits(&["--tokens", "1,2"]).is_ok());
+        assert!(logits(&["--text", "hi"]).is_ok());
+        assert!(logits(&[]).is_err());
+        assert!(logits(&["--tokens", "1", "--text", "hi"]).is_err());
     }
 }

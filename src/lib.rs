@@ -4,11 +4,14 @@
 //! → the trainer (AdamW, schedule, accumulation, global clipping, EMA of iterates, checkpoints)
 //! → run directory.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod fsutil;
+pub mod interop;
 pub mod lm;
 pub mod model;
 pub mod run;

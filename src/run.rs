@@ -96,15 +96,34 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
 
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
     let data = prepare_run_data(&config, &run_dir)?;
+    if let Some(ckpt) = &resume_from {
+        let saved = checkpoint::read_meta(ckpt)?.tokenizer_hash;
+        if !saved.is_empty() && saved != data.tokenizer.content_hash() {
+            bail!(
+                "incompatible: the tokenizer {} is not the one {} was trained with (its hash differs); restore that tokenizer.json or start a new run",
+                data.tokenizer_path.display(),
+                ckpt.display()
+            );
+        }
+    }
     let gpt = Gpt::new(GptShape::from(&config.model));
     let n_params = count(gpt.specs());
+    // A new run may start from a Hugging Face model (model.init_from); a resumed one never does.
+    let init = match &resume_from {
+        Some(_) => None,
+        None => crate::interop::init_from::load_init_weights(&config, &data.tokenizer)?,
+    };
 
     let mut header = vec![
         format!("== {} ==", build_info()),
         format!("run directory: {}", run_dir.display()),
         format!("device: {}", chosen.description),
         format!(
-            "model: GPT-2 architecture with exact (erf) GELU, {} layers, {} heads, width {}, context {}, vocabulary {} (tokenizer {}) — {n_params} parameters ({:.2}M)",
+            "model: GPT-2 architecture with {} GELU, {} layers, {} heads, width {}, context {}, vocabulary {} (tokenizer {}) — {n_params} parameters ({:.2}M)",
+            match config.model.activation {
+                crate::model::Activation::Exact => "exact (erf)",
+                crate::model::Activation::Tanh => "tanh-approximate (gelu_new)",
+            },
             config.model.n_layer,
             config.model.n_head,
             config.model.n_embd,
@@ -117,7 +136,10 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     header.extend(data.notes.iter().cloned());
     match &resume_from {
         Some(p) => header.push(format!("resuming from {}", p.display())),
-        None => header.push("starting from scratch".into()),
+        None => header.push(match &init {
+            Some(i) => i.note.clone(),
+            None => "starting from scratch".into(),
+        }),
     }
     header.push("resolved config:".into());
     header.extend(config.to_toml()?.lines().map(|l| format!("  {l}")));
@@ -136,6 +158,9 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         data.val,
         config.train.batch_size,
     );
+    if let Some(i) = init {
+        task = task.with_initial_params(i.params);
+    }
     let opts = TrainOptions {
         run_dir: run_dir.clone(),
         config,

@@ -1,20 +1,20 @@
-//! Sampling from a checkpoint: greedy (temperature 0) or temperature with top-k, from a seed.
+//! Sampling from a checkpoint or a Hugging Face GPT-2 directory: greedy (temperature 0) or
+//! temperature with top-k, from a seed.
 //!
 //! The prompt is encoded as is (no BOS or end-of-text in front). Generation stops at
 //! end-of-text, which is not printed. Only ids the tokenizer knows are ever sampled: rows of a
 //! vocabulary padded beyond the tokenizer's are masked out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 
-use crate::config::Config;
 use crate::data::tokenizer::TextTokenizer;
+use crate::interop::host_model::{HostModel, ModelSource};
 use crate::model::params::upload;
-use crate::model::{Gpt, GptShape};
-use crate::train::checkpoint;
+use crate::model::Gpt;
 
 /// How to pick each next token.
 #[derive(Clone, Copy, Debug)]
@@ -33,56 +33,32 @@ pub struct LoadedModel {
     pub tokenizer: TextTokenizer,
     pub device: Device,
     pub step: u64,
+    /// Where the weights come from, for logs.
+    pub description: String,
 }
 
 /// Loads a checkpoint (a file, or a run directory meaning its latest), raw or EMA weights.
 pub fn load_model(checkpoint_path: &Path, ema: bool, device: Device) -> Result<LoadedModel> {
-    let path = checkpoint::resolve(checkpoint_path)?;
-    let meta = checkpoint::read_meta(&path)?;
-    let config: Config = toml::from_str(&meta.config)
-        .with_context(|| format!("{}: the stored config is unreadable", path.display()))?;
-    let gpt = Gpt::new(GptShape::from(&config.model));
-    let (meta, state) = checkpoint::load(&path, Some(gpt.specs()))?;
-    let values = if ema {
-        state.ema.ok_or_else(|| {
-            anyhow!(
-                "{} has no EMA weights (ema.enabled was false); drop --ema",
-                path.display()
-            )
-        })?
-    } else {
-        state.params
-    };
-    let run_dir = run_dir_of(&path);
-    let tok_path = match &config.tokenizer.path {
-        Some(p) => PathBuf::from(p),
-        None => run_dir.join("tokenizer.json"),
-    };
-    let tokenizer = TextTokenizer::load(&tok_path)?;
-    if !meta.tokenizer_hash.is_empty() && tokenizer.content_hash() != meta.tokenizer_hash {
-        bail!(
-            "the tokenizer {} is not the one {} was trained with (its hash differs); restore the run's tokenizer.json",
-            tok_path.display(),
-            path.display()
-        );
-    }
-    Ok(LoadedModel {
-        params: upload(gpt.specs(), &values, &device)?,
-        gpt,
-        tokenizer,
+    load_source(
+        &ModelSource::Checkpoint {
+            path: checkpoint_path.to_path_buf(),
+            ema,
+        },
         device,
-        step: meta.step,
-    })
+    )
 }
 
-/// The run directory of a checkpoint file (`RUN/checkpoints/ckpt-….safetensors`).
-fn run_dir_of(ckpt: &Path) -> PathBuf {
-    let dir = ckpt.parent().unwrap_or(Path::new("."));
-    if dir.file_name().is_some_and(|n| n == "checkpoints") {
-        dir.parent().unwrap_or(dir).to_path_buf()
-    } else {
-        dir.to_path_buf()
-    }
+/// Loads a checkpoint or a Hugging Face GPT-2 directory onto `device`.
+pub fn load_source(source: &ModelSource, device: Device) -> Result<LoadedModel> {
+    let host = HostModel::load(source)?;
+    Ok(LoadedModel {
+        params: upload(host.gpt.specs(), &host.params, &device)?,
+        gpt: host.gpt,
+        tokenizer: host.tokenizer,
+        device,
+        step: host.step,
+        description: host.description,
+    })
 }
 
 /// Picks the next token from `logits` (already restricted to valid ids).

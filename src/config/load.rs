@@ -131,6 +131,21 @@ impl Config {
             self.tokenizer.path = Some(resolve_against(base, p));
         }
         self.train.out_dir = resolve_against(base, &self.train.out_dir);
+        if let Some(dir) = self
+            .model
+            .init_from
+            .as_deref()
+            .and_then(crate::interop::init_from::parse_init_from)
+        {
+            let dir = resolve_against(base, &dir.to_string_lossy());
+            // A model fine-tuned from DIR tokenizes with DIR's tokenizer unless told otherwise;
+            // setting it here makes the run's config.toml say so.
+            if self.tokenizer.path.is_none() {
+                let tok = crate::interop::init_from::default_tokenizer_path(Path::new(&dir));
+                self.tokenizer.path = Some(tok.to_string_lossy().into_owned());
+            }
+            self.model.init_from = Some(format!("{}{dir}", crate::interop::init_from::HF_PREFIX));
+        }
     }
 
     /// Parses a config written by lmtrain into a run directory (paths already absolute).

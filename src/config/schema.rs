@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::model::Activation;
+
 /// The whole run configuration, as written to `config.toml` in the run directory.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,15 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// The model's vocabulary; may exceed the tokenizer's (padding rows are never sampled).
     pub vocab_size: usize,
+    /// The MLP's GELU: "gelu" (exact erf, the default) or "gelu_new" (tanh approximation, as in
+    /// Hugging Face GPT-2 checkpoints; for fine-tuning those).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Initial weights instead of a random init: "hf:DIR", a Hugging Face GPT-2 directory
+    /// (config.json, model.safetensors, tokenizer.json). Relative DIRs resolve against the config
+    /// file's directory. The other model keys must agree with DIR's config.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -271,6 +282,13 @@ impl Config {
                 "model.vocab_size = {} is below 257 (256 byte tokens + end-of-text)",
                 m.vocab_size
             );
+        }
+        if let Some(init) = &m.init_from {
+            if crate::interop::init_from::parse_init_from(init).is_none() {
+                bail!(
+                    "model.init_from = {init:?}: write \"hf:DIR\" with DIR a Hugging Face GPT-2 directory"
+                );
+            }
         }
         if self.tokenizer.vocab_size < 257 {
             bail!(

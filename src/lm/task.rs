@@ -27,6 +27,8 @@ pub struct LmTask {
     /// Fixed validation windows (block_size + 1 tokens each).
     val: Vec<Vec<u32>>,
     batch_size: usize,
+    /// Weights to start from instead of a random init (`model.init_from`).
+    initial: Option<HostParams>,
 }
 
 impl LmTask {
@@ -47,7 +49,14 @@ impl LmTask {
             start: Cursor::default(),
             val,
             batch_size,
+            initial: None,
         }
+    }
+
+    /// Starts a new run from `params` (in spec order) instead of a random init.
+    pub fn with_initial_params(mut self, params: HostParams) -> Self {
+        self.initial = Some(params);
+        self
     }
 
     fn stream(&mut self) -> Result<&mut TrainStream> {
@@ -90,7 +99,10 @@ impl Task for LmTask {
     }
 
     fn init_params(&self, seed: u64) -> HostParams {
-        self.gpt.init(seed)
+        match &self.initial {
+            Some(p) => p.clone(),
+            None => self.gpt.init(seed),
+        }
     }
 
     fn next_batch(&mut self, device: &Device) -> Result<LmBatch> {

@@ -2,15 +2,16 @@
 //!
 //! Token embeddings plus learned position embeddings; pre-LayerNorm blocks with causal
 //! multi-head attention and a 4× MLP, all with biases; **exact (erf) GELU** — note that Hugging
-//! Face's GPT-2 default is the tanh approximation (`gelu_new`); a final LayerNorm; and an LM head
-//! tied to the token embedding. Linear weights are stored `[in, out]` under Hugging Face GPT-2
+//! Face's GPT-2 default is the tanh approximation (`gelu_new`), which imported models keep (see
+//! [`Activation`]); a final LayerNorm; and an LM head tied to the token embedding. Linear weights are stored `[in, out]` under Hugging Face GPT-2
 //! names (its Conv1D layout), so exporting is a rename-free copy.
 
-use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::module::{embedding, layer_norm, linear};
 use burn::tensor::{Bool, Distribution, Int, Tensor};
 use rand::SeedableRng;
 
+use super::activation::Activation;
 use super::params::{normal_fill, HostParams, ParamSpec};
 use crate::config::ModelConfig;
 
@@ -28,6 +29,9 @@ pub struct GptShape {
     pub block_size: usize,
     pub vocab_size: usize,
     pub dropout: f64,
+    /// The MLP's GELU: exact for everything lmtrain trains from scratch; imported Hugging Face
+    /// models keep theirs.
+    pub activation: Activation,
 }
 
 impl From<&ModelConfig> for GptShape {
@@ -39,6 +43,7 @@ impl From<&ModelConfig> for GptShape {
             block_size: m.block_size,
             vocab_size: m.vocab_size,
             dropout: m.dropout,
+            activation: m.activation,
         }
     }
 }
@@ -159,7 +164,7 @@ impl Gpt {
                 Some(p[base + blk::LN2_B].clone()),
                 LN_EPS,
             );
-            let h = gelu(linear(
+            let h = self.shape.activation.apply(linear(
                 h,
                 self.mat(p, base + blk::FC_W),
                 Some(p[base + blk::FC_B].clone()),

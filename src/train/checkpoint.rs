@@ -172,7 +172,7 @@ fn read_meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
         .and_then(|m| m.get("lmtrain"))
         .ok_or_else(|| {
             anyhow!(
-                "{} is a safetensors file but not an lmtrain checkpoint (no `lmtrain` metadata); for Hugging Face weights use the import path",
+                "{} is a safetensors file but not an lmtrain checkpoint (no `lmtrain` metadata); a Hugging Face GPT-2 directory is read with --hf DIR (or model.init_from = \"hf:DIR\")",
                 path.display()
             )
         })?;

@@ -8,6 +8,7 @@ pub mod clip;
 pub mod ema;
 pub mod metrics;
 pub mod schedule;
+pub mod step;
 pub mod task;
 pub mod trainer;
 

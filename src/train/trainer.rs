@@ -1,10 +1,5 @@
-//! The step loop.
-//!
-//! Each optimizer step: `grad_accum` micro-batches (each loss divided by `grad_accum`, gradients
-//! summed), one global-norm clip, one AdamW update at `lr_at(step)`, one EMA update. Randomness
-//! (dropout) is reseeded from (seed, step, micro-batch) before every micro-batch, because burn
-//! cannot save its RNG state: that is what makes a resumed run bit-identical to an uninterrupted
-//! one. The loss and gradient norm stay on the device until a log step reads them.
+//! The step loop: steps (see [`super::step`]), logs, validation, checkpoints, resume and
+//! interruption. The loss and gradient norm stay on the device until a log step reads them.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +11,8 @@ use burn::tensor::{Device, Tensor};
 
 use super::adamw::AdamW;
 use super::checkpoint::{self, CheckpointMeta, CheckpointState};
-use super::clip::clip_global;
-use super::ema;
 use super::metrics::{MetricsRow, RunLog};
-use super::schedule::lr_at;
+use super::step::{optimizer_step, TrainState};
 use super::task::Task;
 use crate::config::Config;
 use crate::model::params::{download, upload};
@@ -45,27 +38,6 @@ pub struct RunOutcome {
     pub last_row: Option<MetricsRow>,
 }
 
-/// Parameters, EMA and optimizer state on the device.
-struct State {
-    step: u64,
-    tokens: u64,
-    params: Vec<Tensor<1>>,
-    ema: Option<Vec<Tensor<1>>>,
-    opt: AdamW,
-    last_val: (Option<f64>, Option<f64>),
-}
-
-/// Mixes seed, step and micro-batch into one RNG seed (splitmix64 finalizer), so neighbouring
-/// steps get unrelated dropout masks.
-fn step_seed(seed: u64, step: u64, micro: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(micro.wrapping_mul(0xD1B5_4A32_D192_ED03));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn read_scalar(t: Tensor<1>, what: &str) -> Result<f64> {
     let v: f32 = t
         .try_into_scalar()
@@ -80,7 +52,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let ckpt_dir = opts.run_dir.join("checkpoints");
     let max_steps = cfg.train.max_steps;
 
-    let mut state = match &opts.resume_from {
+    let (mut state, mut last_val) = match &opts.resume_from {
         Some(path) => {
             let (meta, saved) = checkpoint::load(path, Some(&specs))?;
             if cfg.ema.enabled && saved.ema.is_none() {
@@ -91,7 +63,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             }
             task.restore_cursor(&meta.cursor)
                 .with_context(|| format!("restoring the data cursor of {}", path.display()))?;
-            State {
+            let state = TrainState {
                 step: meta.step,
                 tokens: meta.tokens,
                 params: upload(&specs, &saved.params, device)?,
@@ -103,19 +75,19 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                     m: upload(&specs, &saved.adam_m, device)?,
                     v: upload(&specs, &saved.adam_v, device)?,
                 },
-                last_val: (meta.val_loss_raw, meta.val_loss_ema),
-            }
+            };
+            (state, (meta.val_loss_raw, meta.val_loss_ema))
         }
         None => {
             let params = upload(&specs, &task.init_params(cfg.train.seed), device)?;
-            State {
+            let state = TrainState {
                 step: 0,
                 tokens: 0,
                 ema: cfg.ema.enabled.then(|| params.clone()),
                 opt: AdamW::zeros_like(&params),
                 params,
-                last_val: (None, None),
-            }
+            };
+            (state, (None, None))
         }
     };
 
@@ -134,7 +106,6 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         });
     }
 
-    let accum = cfg.optim.grad_accum;
     let mut interval_loss: Option<Tensor<1>> = None;
     let mut interval_steps = 0u64;
     let mut interval_tokens = 0u64;
@@ -144,60 +115,12 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let mut interrupted = false;
 
     while state.step < max_steps {
-        let t = state.step + 1;
-        let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
-        let mut grads: Option<Vec<Tensor<1>>> = None;
-        let mut step_loss: Option<Tensor<1>> = None;
-        for micro in 0..accum {
-            let batch = task.next_batch(device)?;
-            let n_tokens = task.batch_tokens(&batch) as u64;
-            device.seed(step_seed(cfg.train.seed, t, micro as u64));
-            let tracked: Vec<Tensor<1>> = state
-                .params
-                .iter()
-                .map(|p| p.clone().autodiff().require_grad())
-                .collect();
-            let loss = task.loss(&tracked, &batch, true);
-            let backward = (loss.clone() / accum as f64).backward();
-            // A parameter the loss does not reach gets a zero gradient.
-            let micro_grads: Vec<Tensor<1>> = tracked
-                .iter()
-                .map(|p| {
-                    p.grad(&backward)
-                        .unwrap_or_else(|| p.clone().inner().zeros_like())
-                })
-                .collect();
-            grads = Some(match grads {
-                None => micro_grads,
-                Some(acc) => acc
-                    .into_iter()
-                    .zip(micro_grads)
-                    .map(|(a, g)| a + g)
-                    .collect(),
-            });
-            let loss = loss.inner();
-            step_loss = Some(match step_loss {
-                None => loss,
-                Some(s) => s + loss,
-            });
-            state.tokens += n_tokens;
-            interval_tokens += n_tokens;
-        }
-        let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
-        let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip);
-        state
-            .opt
-            .step(&mut state.params, &grads, &specs, t, lr, &cfg.optim);
-        if let Some(ema_params) = state.ema.as_mut() {
-            if let Some(beta) = ema::beta_at(t, &cfg.ema) {
-                ema::update(ema_params, &state.params, beta);
-            }
-        }
-        state.step = t;
-        let step_loss = step_loss.context("no micro-batch ran")? / accum as f64;
+        let out = optimizer_step(task, &mut state, &specs, cfg, device)?;
+        let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
+        interval_tokens += out.tokens;
         interval_loss = Some(match interval_loss {
-            None => step_loss,
-            Some(s) => s + step_loss,
+            None => out.loss,
+            Some(s) => s + out.loss,
         });
         interval_steps += 1;
         log.progress(t);
@@ -239,7 +162,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 if let Some(e) = &state.ema {
                     row.val_loss_ema = Some(task.val_loss(e, device)?);
                 }
-                state.last_val = (row.val_loss_raw, row.val_loss_ema);
+                last_val = (row.val_loss_raw, row.val_loss_ema);
             }
             log.row(&row, max_steps)?;
             last_row = Some(row);
@@ -249,7 +172,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         }
 
         if t.is_multiple_of(cfg.checkpoint.every) || last || stop {
-            let path = save_checkpoint(task, &opts, &specs, &state, &ckpt_dir)?;
+            let path = save_checkpoint(task, &opts, &specs, &state, last_val, &ckpt_dir)?;
             log.line(&format!("checkpoint step {t}: {}", path.display()))?;
             checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;
             last_checkpoint = Some(path);
@@ -279,7 +202,8 @@ fn save_checkpoint<T: Task>(
     task: &T,
     opts: &TrainOptions,
     specs: &[crate::model::ParamSpec],
-    state: &State,
+    state: &TrainState,
+    last_val: (Option<f64>, Option<f64>),
     dir: &Path,
 ) -> Result<PathBuf> {
     let meta = CheckpointMeta {
@@ -290,8 +214,8 @@ fn save_checkpoint<T: Task>(
         cursor: task.cursor(),
         config: opts.config.to_toml()?,
         tokenizer_hash: opts.tokenizer_hash.clone(),
-        val_loss_raw: state.last_val.0,
-        val_loss_ema: state.last_val.1,
+        val_loss_raw: last_val.0,
+        val_loss_ema: last_val.1,
         has_ema: state.ema.is_some(),
     };
     let host = CheckpointState {

@@ -12,7 +12,7 @@ use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use lmtrain::config::*;
 use lmtrain::model::params::upload;
-use lmtrain::model::{Gpt, GptShape, HostParams, ParamSpec};
+use lmtrain::model::{Activation, Gpt, GptShape, HostParams, ParamSpec};
 use lmtrain::train::{checkpoint, train, Task, TrainOptions};
 use safetensors::SafeTensors;
 
@@ -67,6 +67,7 @@ impl Fixture {
             block_size: self.u("block_size"),
             vocab_size: self.u("vocab_size"),
             dropout: 0.0,
+            activation: Activation::Exact,
         })
     }
     fn set(&self, prefix: &str, specs: &[ParamSpec]) -> HostParams {
@@ -196,6 +197,8 @@ fn ten_optimizer_steps_match_pytorch() {
             block_size: fx.u("block_size"),
             dropout: 0.0,
             vocab_size: fx.u("vocab_size"),
+            activation: Activation::Exact,
+            init_from: None,
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {

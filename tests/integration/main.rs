@@ -1,8 +1,10 @@
 //! lmtrain's integration tests: one test crate (one binary to link), a module per concern.
 
+mod bench_cli;
 mod cli_errors;
 mod common;
 mod fixture;
+mod interop;
 mod resume;
 mod sampling;
 mod shipped_configs;

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepares device/ (git-ignored) for a GPU machine that has no cargo and no ../shared:
+# the stripped release binary compressed with xz, the sample parquet shards, the PyTorch
+# reference, the benchmark script and an unpacking runner. Carry it with the device tool
+# (carry: ["device"]) and run e.g. `bash device/run.sh scripts/gpu_bench.sh --quick`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release
+rm -rf device && mkdir -p device/data
+strip -o device/lmtrain target/release/lmtrain
+xz -9 -T2 -f device/lmtrain
+cp ../shared/bench/torch_gpt_bench.py device/
+cp -r ../shared/data/TinyStories device/data/
+cp -r ../shared/data/wikipedia device/data/
+cat > device/run.sh <<'RUN'
+#!/usr/bin/env bash
+# Unpacks the binary once, points the scripts at the carried files, then runs "$@".
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+[ -x "$here/lmtrain" ] || xz -dkf "$here/lmtrain.xz"
+chmod +x "$here/lmtrain"
+export LMTRAIN="$here/lmtrain" TORCH_BENCH="$here/torch_gpt_bench.py"
+export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
+export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:/usr/local/cuda/targets/x86_64-linux/lib"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+"$@"
+RUN
+chmod +x device/run.sh
+du -sh device/* >&2

@@ -1,0 +1,229 @@
+//! Times lmtrain's training step the way the reference does: the median of per-step wall times
+//! after warm-up, with a device sync after every step. The step is the trainer's own
+//! [`optimizer_step`]: forward + backward + AdamW, first with clipping and EMA off (as the
+//! reference has neither), then with both on.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use burn::tensor::Device;
+
+use super::permutation_task::PermutationTask;
+use crate::config::*;
+use crate::model::params::{count, upload};
+use crate::model::{Gpt, GptShape};
+use crate::train::adamw::AdamW;
+use crate::train::step::{optimizer_step, TrainState};
+use crate::train::Task;
+
+/// The reference's model shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchShape {
+    pub layers: usize,
+    pub d_model: usize,
+    pub heads: usize,
+    pub seq: usize,
+    pub batch: usize,
+    pub vocab: usize,
+}
+
+impl BenchShape {
+    /// Config A: 6 layers, d 384, 6 heads, seq 256, batch 64, vocab 8192 (13.9M parameters).
+    pub const A: BenchShape = BenchShape {
+        layers: 6,
+        d_model: 384,
+        heads: 6,
+        seq: 256,
+        batch: 64,
+        vocab: 8192,
+    };
+    /// Config B: 12 layers, d 768, 12 heads, seq 1024, batch 16, vocab 50304 (124M, GPT-2 small).
+    pub const B: BenchShape = BenchShape {
+        layers: 12,
+        d_model: 768,
+        heads: 12,
+        seq: 1024,
+        batch: 16,
+        vocab: 50304,
+    };
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub shape: BenchShape,
+    pub steps: usize,
+    pub warmup_steps: usize,
+    pub lr: f64,
+    /// Global clipping at 1.0 and the EMA of iterates, as a real run has them.
+    pub clip_and_ema: bool,
+    pub peak_tflops: f64,
+    pub label: String,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub params: usize,
+    pub ms_per_step: f64,
+    pub mean_ms: f64,
+    pub first_step_ms: f64,
+    pub tokens_per_s: f64,
+    pub tflops: f64,
+    pub loss_first: f64,
+    pub loss_last: f64,
+    /// Bytes the device allocator holds after the last step (an upper bound on the step's peak
+    /// allocation; None where the backend does not report it, e.g. the CPU).
+    pub reserved_bytes: Option<u64>,
+}
+
+/// A config that makes [`optimizer_step`] match the reference's optimizer: AdamW(lr, (0.9,
+/// 0.95), eps 1e-8, weight decay 0.1), constant lr, one micro-batch, no dropout.
+fn bench_config(o: &BenchOptions) -> Config {
+    let s = &o.shape;
+    Config {
+        device: "auto".into(),
+        model: ModelConfig {
+            n_layer: s.layers,
+            n_head: s.heads,
+            n_embd: s.d_model,
+            block_size: s.seq,
+            dropout: 0.0,
+            vocab_size: s.vocab,
+            activation: Default::default(),
+            init_from: None,
+        },
+        tokenizer: TokenizerConfig::default(),
+        data: DataConfig {
+            train_glob: String::new(),
+            val_glob: None,
+            text_column: "text".into(),
+            prepend_title: false,
+            val_fraction: 0.01,
+            tokenizer_docs: 0,
+        },
+        optim: OptimConfig {
+            lr: o.lr,
+            grad_clip: if o.clip_and_ema { 1.0 } else { 0.0 },
+            ..OptimConfig::default()
+        },
+        schedule: ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            warmup_steps: 0,
+            decay_steps: 0,
+            stable_steps: 0,
+            min_lr: 0.0,
+        },
+        ema: EmaConfig {
+            enabled: o.clip_and_ema,
+            burn_in: 0,
+            ..EmaConfig::default()
+        },
+        train: TrainConfig {
+            max_steps: (o.steps + o.warmup_steps) as u64,
+            batch_size: s.batch,
+            seed: o.seed,
+            out_dir: String::new(),
+            run_name: None,
+            log_every: 1,
+        },
+        eval: EvalConfig::default(),
+        checkpoint: CheckpointConfig::default(),
+    }
+}
+
+fn scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
+    let v: f32 = t
+        .try_into_scalar()
+        .map_err(|e| anyhow!("cannot read the loss: {e:?}"))?;
+    Ok(v as f64)
+}
+
+pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
+    let cfg = bench_config(o);
+    let gpt = Gpt::new(GptShape::from(&cfg.model));
+    let specs = gpt.specs().to_vec();
+    let params_n = count(&specs);
+    let mut task = PermutationTask::new(gpt, o.shape.batch, o.seed);
+    let params = upload(&specs, &task.init_params(o.seed), device)?;
+    let mut state = TrainState {
+        step: 0,
+        tokens: 0,
+        ema: cfg.ema.enabled.then(|| params.clone()),
+        opt: AdamW::zeros_like(&params),
+        params,
+    };
+    let total = o.warmup_steps + o.steps;
+    let mut times = Vec::with_capacity(o.steps);
+    let (mut loss_first, mut loss_last, mut first_step_ms) = (f64::NAN, f64::NAN, 0.0);
+    for step in 0..total {
+        let t0 = Instant::now();
+        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, device)?;
+        device
+            .sync()
+            .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if step == 0 {
+            loss_first = scalar(out.loss)?;
+            first_step_ms = ms;
+        } else if step + 1 == total {
+            loss_last = scalar(out.loss)?;
+        }
+        if step >= o.warmup_steps {
+            times.push(ms);
+        }
+        if step < 3 || step + 1 == o.warmup_steps {
+            eprintln!("[lmtrain] step {step:>3} {ms:.1} ms");
+        }
+    }
+    let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    let ms_per_step = if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        0.5 * (times[n / 2 - 1] + times[n / 2])
+    };
+    let s = &o.shape;
+    // The reference's FLOP count: 6·N per token for N = parameters minus position embeddings,
+    // plus 12·L·d·T for attention.
+    let n_flops = (params_n - s.seq * s.d_model) as f64;
+    let flops_per_step =
+        (6.0 * n_flops + 12.0 * (s.layers * s.d_model * s.seq) as f64) * (s.batch * s.seq) as f64;
+    let tokens = (s.batch * s.seq) as f64;
+    Ok(BenchResult {
+        params: params_n,
+        ms_per_step,
+        mean_ms,
+        first_step_ms,
+        tokens_per_s: tokens / (ms_per_step / 1e3),
+        tflops: flops_per_step / (ms_per_step / 1e3) / 1e12,
+        loss_first,
+        loss_last,
+        reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+    })
+}
+
+/// The reference's `RESULT key=value ...` line, with lmtrain's extra keys at the end.
+pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
+    let s = &o.shape;
+    format!(
+        "RESULT impl=lmtrain backend={backend} dtype=f32 compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2}",
+        o.label,
+        s.layers,
+        s.d_model,
+        s.heads,
+        s.seq,
+        s.batch,
+        s.vocab,
+        r.params,
+        r.ms_per_step,
+        r.tokens_per_s,
+        r.tflops,
+        100.0 * r.tflops / o.peak_tflops,
+        r.loss_first,
+        r.loss_last,
+        u8::from(o.clip_and_ema),
+        r.first_step_ms,
+        r.reserved_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64
+    )
+}

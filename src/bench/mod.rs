@@ -1,0 +1,6 @@
+//! `lmtrain bench`: lmtrain's own training step timed on the shapes of the fixed PyTorch
+//! reference (`../shared/bench/torch_gpt_bench.py`), printed in its `RESULT key=value` format so
+//! that `scripts/gpu_bench.sh` can put the two side by side.
+
+pub mod gpt_step;
+pub mod permutation_task;

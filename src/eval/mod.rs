@@ -1,0 +1,7 @@
+//! Model-free evaluation building blocks for issue 3: oscillation statistics over evaluations,
+//! degeneration metrics and the butterfly horizon over token sequences, and the validity checker
+//! for the synthetic corpus. Nothing here knows about models, tensors or run directories.
+
+pub mod oscillation;
+pub mod story_check;
+pub mod text_metrics;

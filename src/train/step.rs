@@ -1,0 +1,115 @@
+//! One optimizer step, shared by the training loop and the benchmark.
+//!
+//! `grad_accum` micro-batches (each loss divided by `grad_accum`, gradients summed), one
+//! global-norm clip, one AdamW update at `lr_at(step)`, one EMA update. Randomness (dropout) is
+//! reseeded from (seed, step, micro-batch) before every micro-batch, because burn cannot save its
+//! RNG state: that is what makes a resumed run bit-identical to an uninterrupted one. Nothing here
+//! reads from the device, so a step queues its work without a host sync.
+
+use anyhow::{Context, Result};
+use burn::tensor::{Device, Tensor};
+
+use super::adamw::AdamW;
+use super::clip::clip_global;
+use super::ema;
+use super::schedule::lr_at;
+use super::task::Task;
+use crate::config::Config;
+use crate::model::ParamSpec;
+
+/// Parameters, EMA and optimizer state on the device, and the counters a checkpoint saves.
+pub struct TrainState {
+    pub step: u64,
+    pub tokens: u64,
+    pub params: Vec<Tensor<1>>,
+    pub ema: Option<Vec<Tensor<1>>>,
+    pub opt: AdamW,
+}
+
+/// What a step leaves on the device for the logs to read when they need it.
+pub struct StepOutput {
+    /// Mean loss over the step's micro-batches (before the update).
+    pub loss: Tensor<1>,
+    /// Global gradient norm before clipping.
+    pub grad_norm: Tensor<1>,
+    pub lr: f64,
+    pub tokens: u64,
+}
+
+/// Mixes seed, step and micro-batch into one RNG seed (splitmix64 finalizer), so neighbouring
+/// steps get unrelated dropout masks.
+pub fn step_seed(seed: u64, step: u64, micro: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(micro.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Takes optimizer step `state.step + 1`.
+pub fn optimizer_step<T: Task>(
+    task: &mut T,
+    state: &mut TrainState,
+    specs: &[ParamSpec],
+    cfg: &Config,
+    device: &Device,
+) -> Result<StepOutput> {
+    let t = state.step + 1;
+    let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
+    let accum = cfg.optim.grad_accum;
+    let mut grads: Option<Vec<Tensor<1>>> = None;
+    let mut loss_sum: Option<Tensor<1>> = None;
+    let mut tokens = 0u64;
+    for micro in 0..accum {
+        let batch = task.next_batch(device)?;
+        tokens += task.batch_tokens(&batch) as u64;
+        device.seed(step_seed(cfg.train.seed, t, micro as u64));
+        let tracked: Vec<Tensor<1>> = state
+            .params
+            .iter()
+            .map(|p| p.clone().autodiff().require_grad())
+            .collect();
+        let loss = task.loss(&tracked, &batch, true);
+        let backward = (loss.clone() / accum as f64).backward();
+        // A parameter the loss does not reach gets a zero gradient.
+        let micro_grads: Vec<Tensor<1>> = tracked
+            .iter()
+            .map(|p| {
+                p.grad(&backward)
+                    .unwrap_or_else(|| p.clone().inner().zeros_like())
+            })
+            .collect();
+        grads = Some(match grads {
+            None => micro_grads,
+            Some(acc) => acc
+                .into_iter()
+                .zip(micro_grads)
+                .map(|(a, g)| a + g)
+                .collect(),
+        });
+        let loss = loss.inner();
+        loss_sum = Some(match loss_sum {
+            None => loss,
+            Some(s) => s + loss,
+        });
+    }
+    let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
+    let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip);
+    state
+        .opt
+        .step(&mut state.params, &grads, specs, t, lr, &cfg.optim);
+    if let Some(ema_params) = state.ema.as_mut() {
+        if let Some(beta) = ema::beta_at(t, &cfg.ema) {
+            ema::update(ema_params, &state.params, beta);
+        }
+    }
+    state.step = t;
+    state.tokens += tokens;
+    Ok(StepOutput {
+        loss: loss_sum.context("no micro-batch ran")? / accum as f64,
+        grad_norm,
+        lr,
+        tokens,
+    })
+}
