@@ -66,6 +66,9 @@ pub enum Command {
     /// Time lmtrain's training step on the PyTorch reference's model shapes and print
     /// `RESULT key=value` lines (first with clipping and EMA off, as the reference, then on).
     Bench(BenchArgs),
+    /// Write report.md with SVG plots from run directories' metrics.jsonl: does generation
+    /// quality oscillate more than val loss, and what did EMA do (reads files only).
+    Report(ReportArgs),
     /// Data utilities.
     Data {
         #[command(subcommand)]
@@ -107,6 +110,10 @@ pub struct SampleArgs {
     /// Use the EMA weights instead of the raw ones (checkpoints only).
     #[arg(long, conflicts_with = "hf")]
     pub ema: bool,
+    /// Re-run the whole context for every token instead of using the KV cache (same output;
+    /// for comparison and timing).
+    #[arg(long = "no-kv-cache")]
+    pub no_kv_cache: bool,
     /// Text to continue, encoded as is (no end-of-text token is put in front).
     #[arg(long)]
     pub prompt: String,
@@ -220,6 +227,21 @@ pub struct BenchArgs {
     pub device: String,
 }
 
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run directories (each with metrics.jsonl; config.toml labels them). One run: the report
+    /// goes to RUN_DIR/report.md and its plots to RUN_DIR/report/. Several: overlaid, in --out.
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Output directory for report.md and plots/ (default: the run directory for one run,
+    /// ./report for several).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Width of the centred moving average that is the trend (odd, ≥ 1).
+    #[arg(long = "trend-window", value_name = "W", default_value_t = crate::eval::oscillation::DEFAULT_TREND_WINDOW, value_parser = crate::report::parse_trend_window)]
+    pub trend_window: usize,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Write the synthetic TinyStories-like corpus with checkable long-range constraints
@@ -260,6 +282,7 @@ pub fn run() -> Result<()> {
         Some(Command::Logits(args)) => logits_command(args),
         Some(Command::Tokenizer(args)) => tokenizer_command(args),
         Some(Command::Bench(args)) => bench_command(args),
+        Some(Command::Report(args)) => report_command(args),
         Some(Command::Data {
             command: DataCommand::Synth { out, stories, seed },
         }) => {
@@ -282,6 +305,24 @@ pub fn run() -> Result<()> {
                 },
         }) => data_bench_command(&config, &set, windows),
     }
+}
+
+fn report_command(args: ReportArgs) -> Result<()> {
+    let options = crate::report::ReportOptions {
+        run_dirs: args.runs,
+        out: args.out,
+        trend_window: args.trend_window,
+    };
+    let written = crate::report::write_report(&options)?;
+    eprintln!(
+        "wrote {} and {} plots",
+        written.markdown.display(),
+        written.plots.len()
+    );
+    // stdout carries only the report's path, for scripts.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", written.markdown.display()).context("cannot write to stdout")?;
+    Ok(())
 }
 
 fn data_bench_command(config: &std::path::Path, set: &[String], windows: usize) -> Result<()> {
@@ -401,7 +442,19 @@ fn sample_command(args: SampleArgs) -> Result<()> {
         top_k: args.top_k,
         seed: args.seed,
     };
-    let ids = model.generate(&prompt, args.tokens, &d)?;
+    let start = std::time::Instant::now();
+    let ids = model.generate_with(&prompt, args.tokens, &d, !args.no_kv_cache)?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "generated {} tokens in {secs:.2} s ({:.0} tokens/s, {})",
+        ids.len(),
+        ids.len() as f64 / secs.max(1e-9),
+        if args.no_kv_cache {
+            "no KV cache"
+        } else {
+            "KV cache"
+        }
+    );
     let text = model.tokenizer.decode(&ids)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}").context("cannot write to stdout")?;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{load_config, Config};
 use crate::device::{choose_device, DeviceChoice};
+use crate::lm::gen_eval::GenerationEval;
 use crate::lm::{prepare_run_data, LmTask};
 use crate::model::params::count;
 use crate::model::{Gpt, GptShape};
@@ -160,6 +161,14 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     );
     if let Some(i) = init {
         task = task.with_initial_params(i.params);
+    }
+    if config.eval.generate_every > 0 {
+        task = task.with_generation(GenerationEval::new(
+            config.eval.clone(),
+            data.prompts.clone(),
+            data.tokenizer.clone(),
+            run_dir.join("generations.jsonl"),
+        )?);
     }
     let opts = TrainOptions {
         run_dir: run_dir.clone(),

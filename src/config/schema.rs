@@ -233,6 +233,53 @@ pub struct EvalConfig {
     pub val_every: u64,
     /// Fixed validation windows of block_size+1 tokens.
     pub val_windows: usize,
+    /// Steps between long-generation evaluations of the raw and EMA weights (0: none). Each
+    /// also computes both validation losses, so the statistics can pair them.
+    #[serde(default)]
+    pub generate_every: u64,
+    /// Prompts per evaluation.
+    #[serde(default = "default_num_prompts")]
+    pub num_prompts: usize,
+    /// Prompt length in tokens, taken from the start of fixed validation documents.
+    #[serde(default = "default_prompt_tokens")]
+    pub prompt_tokens: usize,
+    /// Literal prompts used instead of validation documents, when given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    /// New tokens per generation (may exceed block_size).
+    #[serde(default = "default_generate_tokens")]
+    pub generate_tokens: usize,
+    /// Sampling temperature of the sampled generations (greedy ones are always made too).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Top-k of the sampled generations (0: all tokens).
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Sampled generations per prompt, with seeds 0..sample_seeds, the same at every evaluation.
+    #[serde(default = "default_sample_seeds")]
+    pub sample_seeds: u64,
+    /// Score generations with the synthetic corpus's constraint checker (`gen_valid_*`).
+    #[serde(default)]
+    pub story_checker: bool,
+}
+
+fn default_num_prompts() -> usize {
+    8
+}
+fn default_prompt_tokens() -> usize {
+    16
+}
+fn default_generate_tokens() -> usize {
+    256
+}
+fn default_temperature() -> f64 {
+    0.8
+}
+fn default_top_k() -> usize {
+    50
+}
+fn default_sample_seeds() -> u64 {
+    1
 }
 
 impl Default for EvalConfig {
@@ -240,6 +287,15 @@ impl Default for EvalConfig {
         Self {
             val_every: 100,
             val_windows: 64,
+            generate_every: 0,
+            num_prompts: default_num_prompts(),
+            prompt_tokens: default_prompt_tokens(),
+            prompts: Vec::new(),
+            generate_tokens: default_generate_tokens(),
+            temperature: default_temperature(),
+            top_k: default_top_k(),
+            sample_seeds: default_sample_seeds(),
+            story_checker: false,
         }
     }
 }
@@ -341,6 +397,20 @@ impl Config {
         }
         if self.eval.val_every == 0 || self.eval.val_windows == 0 {
             bail!("eval.val_every and eval.val_windows must be ≥ 1");
+        }
+        let ev = &self.eval;
+        if ev.generate_every > 0 && (ev.num_prompts == 0 || ev.generate_tokens == 0) {
+            bail!("eval.num_prompts and eval.generate_tokens must be ≥ 1 when eval.generate_every > 0");
+        }
+        if ev.prompt_tokens == 0 || ev.prompt_tokens >= self.model.block_size {
+            bail!(
+                "eval.prompt_tokens = {} must be in [1, model.block_size = {})",
+                ev.prompt_tokens,
+                self.model.block_size
+            );
+        }
+        if ev.temperature < 0.0 {
+            bail!("eval.temperature must be ≥ 0 (0 is greedy)");
         }
         if self.checkpoint.every == 0 || self.checkpoint.keep_last == 0 {
             bail!("checkpoint.every and checkpoint.keep_last must be ≥ 1");

@@ -1,6 +1,7 @@
 //! Language modelling: the GPT trained on token windows, through the generic trainer.
 
 pub mod data_bench;
+pub mod gen_eval;
 pub mod prepare;
 pub mod task;
 

@@ -18,6 +18,8 @@ pub struct RunData {
     pub tokenizer: Arc<TextTokenizer>,
     pub tokenizer_path: PathBuf,
     pub val: Vec<Vec<u32>>,
+    /// Fixed generation prompts (empty when `eval.generate_every` is 0).
+    pub prompts: Vec<Vec<u32>>,
     /// Human-readable lines for the log (what was found, trained or reused).
     pub notes: Vec<String>,
 }
@@ -126,7 +128,9 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
         holdout_fraction: holdout,
     });
     let window = config.model.block_size + 1;
-    let val = match &d.val_glob {
+    // Validation (and generation prompts) come from the validation shards, or from the train
+    // documents held out by hash.
+    let (vsource, from_holdout, origin) = match &d.val_glob {
         Some(glob) => {
             let vshards = resolve_glob(glob, Path::new("/"))?;
             let vsource = TextSource {
@@ -135,24 +139,40 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
                 prepend_title: d.prepend_title,
                 holdout_fraction: 0.0,
             };
-            let v = validation_windows(&vsource, false, &tok, window, config.eval.val_windows)?;
-            notes.push(format!(
-                "validation: {} fixed windows from {} ({})",
-                v.len(),
-                glob,
-                vshards.len()
-            ));
-            v
+            (Arc::new(vsource), false, glob.clone())
         }
-        None => {
-            let v = validation_windows(&train, true, &tok, window, config.eval.val_windows)?;
-            notes.push(format!(
-                "validation: {} fixed windows from the {:.1}% of train documents held out by hash",
-                v.len(),
+        None => (
+            train.clone(),
+            true,
+            format!(
+                "the {:.1}% of train documents held out by hash",
                 100.0 * d.val_fraction
-            ));
-            v
-        }
+            ),
+        ),
+    };
+    let val = validation_windows(
+        &vsource,
+        from_holdout,
+        &tok,
+        window,
+        config.eval.val_windows,
+    )?;
+    notes.push(format!(
+        "validation: {} fixed windows from {origin}",
+        val.len()
+    ));
+    let prompts = if config.eval.generate_every > 0 {
+        let p = generation_prompts(config, &vsource, from_holdout, &tok)?;
+        notes.push(format!(
+            "generation: {} prompts of {} tokens, {} new tokens each, every {} steps",
+            p.len(),
+            config.eval.prompt_tokens,
+            config.eval.generate_tokens,
+            config.eval.generate_every
+        ));
+        p
+    } else {
+        Vec::new()
     };
     if val.len() < config.eval.val_windows {
         notes.push(format!(
@@ -166,6 +186,52 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
         tokenizer: Arc::new(tok),
         tokenizer_path,
         val,
+        prompts,
         notes,
     })
+}
+
+/// The fixed prompts: `eval.prompts` encoded, or the first `eval.prompt_tokens` tokens of the
+/// first `eval.num_prompts` validation documents that are at least that long.
+fn generation_prompts(
+    config: &Config,
+    source: &TextSource,
+    from_holdout: bool,
+    tok: &TextTokenizer,
+) -> Result<Vec<Vec<u32>>> {
+    let e = &config.eval;
+    if !e.prompts.is_empty() {
+        let prompts: Vec<Vec<u32>> = e
+            .prompts
+            .iter()
+            .take(e.num_prompts)
+            .map(|p| tok.encode(p))
+            .collect::<Result<_>>()?;
+        if prompts.iter().any(Vec::is_empty) {
+            bail!("eval.prompts contains an empty prompt");
+        }
+        return Ok(prompts);
+    }
+    let mut prompts = Vec::new();
+    for unit in &source.units {
+        let docs: Vec<String> = read_unit(unit, &source.text_column, source.prepend_title)?
+            .into_iter()
+            .filter(|doc| !from_holdout || is_held_out(doc, source.holdout_fraction))
+            .collect();
+        for ids in tok.encode_batch(&docs)? {
+            if ids.len() >= e.prompt_tokens {
+                prompts.push(ids[..e.prompt_tokens].to_vec());
+                if prompts.len() == e.num_prompts {
+                    return Ok(prompts);
+                }
+            }
+        }
+    }
+    if prompts.is_empty() {
+        bail!(
+            "no validation document has eval.prompt_tokens = {} tokens; lower it",
+            e.prompt_tokens
+        );
+    }
+    Ok(prompts)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::gen_eval::GenerationEval;
 use crate::data::tokenizer::TextTokenizer;
 use crate::data::windows::{Cursor, TextSource, TrainStream};
 use crate::model::{Gpt, HostParams, ParamSpec};
@@ -29,6 +30,8 @@ pub struct LmTask {
     batch_size: usize,
     /// Weights to start from instead of a random init (`model.init_from`).
     initial: Option<HostParams>,
+    /// Long generations at the evaluation cadence (`eval.generate_every`).
+    generation: Option<GenerationEval>,
 }
 
 impl LmTask {
@@ -50,10 +53,17 @@ impl LmTask {
             val,
             batch_size,
             initial: None,
+            generation: None,
         }
     }
 
     /// Starts a new run from `params` (in spec order) instead of a random init.
+    /// Enables the long-generation evaluation.
+    pub fn with_generation(mut self, generation: GenerationEval) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+
     pub fn with_initial_params(mut self, params: HostParams) -> Self {
         self.initial = Some(params);
         self
@@ -140,6 +150,30 @@ impl Task for LmTask {
             count += chunk.len();
         }
         Ok(total / count as f64)
+    }
+
+    fn evaluate(
+        &mut self,
+        step: u64,
+        raw: &[Tensor<1>],
+        ema: Option<&[Tensor<1>]>,
+        device: &Device,
+    ) -> Result<Vec<(String, f64)>> {
+        let Some(generation) = self.generation.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut weights = vec![("raw", raw)];
+        if let Some(e) = ema {
+            weights.push(("ema", e));
+        }
+        generation.evaluate(
+            &self.gpt,
+            step,
+            &weights,
+            &self.val,
+            self.batch_size,
+            device,
+        )
     }
 
     fn cursor(&self) -> serde_json::Value {

@@ -139,16 +139,44 @@ impl Gpt {
     /// Logits `[batch, time, vocab]` for token ids `[batch, time]` (time ≤ block_size).
     /// `dropout` is the probability used for this call (0 for evaluation).
     pub fn forward(&self, p: &[Tensor<1>], idx: Tensor<2, Int>, dropout: f64) -> Tensor<3> {
-        let [b, t] = idx.dims();
+        self.run(p, idx, dropout, None)
+    }
+
+    /// Logits for `idx` `[batch, n]` placed after the `cache.len` tokens the cache holds, which
+    /// it then also holds: each new token costs attention over the context, not a re-forward.
+    /// `cache.len + n` must not exceed block_size (learned absolute positions end there).
+    pub fn forward_cached(
+        &self,
+        p: &[Tensor<1>],
+        idx: Tensor<2, Int>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        self.run(p, idx, 0.0, Some(cache))
+    }
+
+    fn run(
+        &self,
+        p: &[Tensor<1>],
+        idx: Tensor<2, Int>,
+        dropout: f64,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let [b, n] = idx.dims();
         let (c, v) = (self.shape.n_embd, self.shape.vocab_size);
+        let start = cache.as_ref().map_or(0, |k| k.len);
+        let total = start + n;
         let wte = self.mat(p, 0);
         let wpe = self.mat(p, 1);
         let tok = embedding(wte.clone(), idx);
-        let pos = wpe.narrow(0, 0, t).unsqueeze::<3>();
+        let pos = wpe.narrow(0, start, n).unsqueeze::<3>();
         let mut x = apply_dropout(tok + pos, dropout);
-        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &x.device())
-            .unsqueeze::<4>()
-            .expand([b, self.shape.n_head, t, t]);
+        // Query i (absolute position start + i) may not see keys after it; a single new token
+        // sees everything cached, so it needs no mask.
+        let mask = (n > 1).then(|| {
+            Tensor::<2, Bool>::tril_mask([n, total], start as i64, &x.device())
+                .unsqueeze::<4>()
+                .expand([b, self.shape.n_head, n, total])
+        });
         for layer in 0..self.shape.n_layer {
             let base = self.block_base(layer);
             let h = layer_norm(
@@ -157,7 +185,8 @@ impl Gpt {
                 Some(p[base + blk::LN1_B].clone()),
                 LN_EPS,
             );
-            x = x + self.attention(p, base, h, mask.clone(), dropout);
+            let kv = cache.as_deref_mut().map(|k| &mut k.layers[layer]);
+            x = x + self.attention(p, base, h, mask.clone(), dropout, kv);
             let h = layer_norm(
                 x.clone(),
                 p[base + blk::LN2_W].clone(),
@@ -176,11 +205,14 @@ impl Gpt {
             );
             x = x + apply_dropout(h, dropout);
         }
-        let n = p.len();
-        let x = layer_norm(x, p[n - 2].clone(), Some(p[n - 1].clone()), LN_EPS);
-        x.reshape([b * t, c])
+        if let Some(k) = cache {
+            k.len = total;
+        }
+        let np = p.len();
+        let x = layer_norm(x, p[np - 2].clone(), Some(p[np - 1].clone()), LN_EPS);
+        x.reshape([b * n, c])
             .matmul(wte.transpose())
-            .reshape([b, t, v])
+            .reshape([b, n, v])
     }
 
     fn attention(
@@ -188,8 +220,9 @@ impl Gpt {
         p: &[Tensor<1>],
         base: usize,
         h: Tensor<3>,
-        mask: Tensor<4, Bool>,
+        mask: Option<Tensor<4, Bool>>,
         dropout: f64,
+        kv: Option<&mut LayerKv>,
     ) -> Tensor<3> {
         let [b, t, c] = h.dims();
         let nh = self.shape.n_head;
@@ -205,9 +238,16 @@ impl Gpt {
                 .reshape([b, t, nh, hd])
                 .swap_dims(1, 2)
         };
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
-        let att = softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3);
+        let (q, mut k, mut v) = (heads(0), heads(1), heads(2));
+        if let Some(cached) = kv {
+            k = cached.append_keys(k);
+            v = cached.append_values(v);
+        }
+        let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+        if let Some(mask) = mask {
+            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+        }
+        let att = softmax(scores, 3);
         let y = apply_dropout(att, dropout)
             .matmul(v)
             .swap_dims(1, 2)
@@ -218,6 +258,21 @@ impl Gpt {
             Some(p[base + blk::PROJ_B].clone()),
         );
         apply_dropout(y, dropout)
+    }
+
+    /// Per-token next-token cross-entropy `[batch, time]` (no dropout), for losses by position.
+    pub fn token_losses(
+        &self,
+        p: &[Tensor<1>],
+        idx: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+    ) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        let logits = self.forward(p, idx, 0.0);
+        let logp = log_softmax(logits.reshape([b * t, self.shape.vocab_size]), 1);
+        logp.gather(1, targets.reshape([b * t, 1]))
+            .reshape([b, t])
+            .neg()
     }
 
     /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `idx`.
@@ -234,6 +289,46 @@ impl Gpt {
             logits.reshape([b * t, self.shape.vocab_size]),
             targets.reshape([b * t]),
         )
+    }
+}
+
+/// Keys and values of one layer for the tokens seen so far, `[batch, heads, len, head_dim]`.
+#[derive(Clone, Debug, Default)]
+pub struct LayerKv {
+    k: Option<Tensor<4>>,
+    v: Option<Tensor<4>>,
+}
+
+impl LayerKv {
+    fn append(slot: &mut Option<Tensor<4>>, new: Tensor<4>) -> Tensor<4> {
+        let all = match slot.take() {
+            Some(old) => Tensor::cat(vec![old, new], 2),
+            None => new,
+        };
+        *slot = Some(all.clone());
+        all
+    }
+    fn append_keys(&mut self, k: Tensor<4>) -> Tensor<4> {
+        Self::append(&mut self.k, k)
+    }
+    fn append_values(&mut self, v: Tensor<4>) -> Tensor<4> {
+        Self::append(&mut self.v, v)
+    }
+}
+
+/// The KV cache of a generation: one [`LayerKv`] per block and the number of tokens held.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn new(gpt: &Gpt) -> Self {
+        Self {
+            layers: vec![LayerKv::default(); gpt.shape.n_layer],
+            len: 0,
+        }
     }
 }
 

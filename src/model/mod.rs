@@ -5,5 +5,5 @@ pub mod gpt;
 pub mod params;
 
 pub use activation::Activation;
-pub use gpt::{Gpt, GptShape};
+pub use gpt::{Gpt, GptShape, KvCache};
 pub use params::{HostParams, ParamSpec};

@@ -25,6 +25,10 @@ pub struct MetricsRow {
     pub val_loss_ema: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tok_per_s: Option<f64>,
+    /// The task's evaluation metrics (for the LM: `gen_<metric>_<mode>_<weights>` and
+    /// `val_loss_pos_<lo>_<hi>_<weights>`), present only on evaluation steps.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 impl MetricsRow {
@@ -46,6 +50,17 @@ impl MetricsRow {
         }
         if let Some(v) = self.val_loss_ema {
             s += &format!(" | val_ema {v:.4}");
+        }
+        // The headline generation metrics; the rest are in metrics.jsonl.
+        for key in [
+            "gen_valid_greedy_raw",
+            "gen_valid_greedy_ema",
+            "gen_rep4_greedy_raw",
+            "gen_rep4_greedy_ema",
+        ] {
+            if let Some(v) = self.extra.get(key) {
+                s += &format!(" | {} {v:.3}", key.trim_start_matches("gen_"));
+            }
         }
         s
     }

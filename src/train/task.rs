@@ -32,6 +32,19 @@ pub trait Task {
     /// The validation loss on the task's fixed validation set, with no autodiff and no dropout.
     fn val_loss(&self, params: &[Tensor<1>], device: &Device) -> Result<f64>;
 
+    /// The long-horizon evaluation of the raw and (if kept) EMA weights at `step`: for the LM,
+    /// long generations and their quality metrics. Returns named metrics for metrics.jsonl;
+    /// tasks without one return none.
+    fn evaluate(
+        &mut self,
+        _step: u64,
+        _raw: &[Tensor<1>],
+        _ema: Option<&[Tensor<1>]>,
+        _device: &Device,
+    ) -> Result<Vec<(String, f64)>> {
+        Ok(Vec::new())
+    }
+
     /// Where the training stream stands, to be saved in a checkpoint.
     fn cursor(&self) -> serde_json::Value;
 

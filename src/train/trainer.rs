@@ -127,7 +127,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
 
         let stop = opts.stop.load(Ordering::SeqCst);
         let last = t == max_steps;
-        let do_val = t.is_multiple_of(cfg.eval.val_every) || last;
+        let ge = cfg.eval.generate_every;
+        let do_gen = ge > 0 && (t.is_multiple_of(ge) || last);
+        // Every generation evaluation also validates, so that the statistics can pair them.
+        let do_val = t.is_multiple_of(cfg.eval.val_every) || last || do_gen;
         let do_log = t == 1 || t.is_multiple_of(cfg.train.log_every) || last || stop;
         if do_log || do_val {
             let mut row = MetricsRow {
@@ -163,6 +166,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                     row.val_loss_ema = Some(task.val_loss(e, device)?);
                 }
                 last_val = (row.val_loss_raw, row.val_loss_ema);
+            }
+            if do_gen {
+                let metrics = task.evaluate(t, &state.params, state.ema.as_deref(), device)?;
+                row.extra.extend(metrics);
             }
             log.row(&row, max_steps)?;
             last_row = Some(row);

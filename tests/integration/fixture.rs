@@ -246,6 +246,7 @@ fn ten_optimizer_steps_match_pytorch() {
         eval: EvalConfig {
             val_every: 1000,
             val_windows: 1,
+            ..EvalConfig::default()
         },
         checkpoint: CheckpointConfig {
             every: 1000,

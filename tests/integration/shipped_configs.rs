@@ -25,6 +25,7 @@ const SMOKE: &[&str] = &[
     "eval.val_windows=4",
     "checkpoint.every=40",
     "data.tokenizer_docs=3000",
+    "eval.generate_every=0",
 ];
 
 /// Local data for a shipped config: (train glob, validation glob), or None to skip.

@@ -1,0 +1,239 @@
+//! The GVA evaluation of a language model: long generations from fixed prompts and seeds, for the
+//! raw and the EMA weights, scored for quality; and teacher-forced validation loss by position.
+//!
+//! Every evaluation uses the same prompts and seeds: one greedy generation per prompt, and
+//! `eval.sample_seeds` sampled ones at `eval.temperature` / `eval.top_k`. Metrics go to
+//! metrics.jsonl as `gen_<metric>_<mode>_<weights>`; every generation goes to generations.jsonl.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::task::windows_to_batch;
+use crate::config::EvalConfig;
+use crate::data::tokenizer::TextTokenizer;
+use crate::eval::story_check::{check_story, validity_rate};
+use crate::eval::text_metrics::{degeneration, median_butterfly_horizon};
+use crate::generate::{Decoding, Generator};
+use crate::model::Gpt;
+
+/// Position buckets of the teacher-forced loss: late positions separate the model's long-context
+/// quality from rollout effects.
+const POSITION_BUCKETS: [(usize, Option<usize>); 3] = [(0, Some(64)), (64, Some(256)), (256, None)];
+
+/// One line of generations.jsonl.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct GenerationRecord {
+    pub step: u64,
+    pub weights: String,
+    pub prompt_id: usize,
+    pub seed: u64,
+    pub mode: String,
+    pub tokens: Vec<u32>,
+    pub text: String,
+}
+
+pub struct GenerationEval {
+    cfg: EvalConfig,
+    prompts: Vec<Vec<u32>>,
+    tokenizer: Arc<TextTokenizer>,
+    path: PathBuf,
+    /// The previous evaluation's greedy continuation per (weights, prompt), for the horizon.
+    previous_greedy: HashMap<(String, usize), Vec<u32>>,
+}
+
+impl GenerationEval {
+    /// `path` is the run's generations.jsonl; on resume its last greedy generations seed the
+    /// butterfly horizon of the next evaluation.
+    pub fn new(
+        cfg: EvalConfig,
+        prompts: Vec<Vec<u32>>,
+        tokenizer: Arc<TextTokenizer>,
+        path: PathBuf,
+    ) -> Result<Self> {
+        let previous_greedy = read_previous_greedy(&path)?;
+        Ok(Self {
+            cfg,
+            prompts,
+            tokenizer,
+            path,
+            previous_greedy,
+        })
+    }
+
+    pub fn evaluate(
+        &mut self,
+        gpt: &Gpt,
+        step: u64,
+        weights: &[(&str, &[Tensor<1>])],
+        val: &[Vec<u32>],
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<Vec<(String, f64)>> {
+        let mut metrics = Vec::new();
+        let mut records = Vec::new();
+        for &(name, params) in weights {
+            metrics.extend(position_losses(gpt, params, val, batch_size, device, name)?);
+            let g = Generator {
+                gpt,
+                params,
+                device,
+                valid_vocab: self.tokenizer.vocab_size(),
+                eot: self.tokenizer.eot_id(),
+            };
+            let greedy = Decoding {
+                temperature: 0.0,
+                top_k: 0,
+                seed: 0,
+            };
+            let mut modes: Vec<(&str, Vec<Decoding>)> = vec![("greedy", vec![greedy])];
+            if self.cfg.sample_seeds > 0 && self.cfg.temperature > 0.0 {
+                let seeds = (0..self.cfg.sample_seeds)
+                    .map(|seed| Decoding {
+                        temperature: self.cfg.temperature,
+                        top_k: self.cfg.top_k,
+                        seed,
+                    })
+                    .collect();
+                modes.push(("sample", seeds));
+            }
+            for (mode, decodings) in modes {
+                let mut gens: Vec<Vec<u32>> = Vec::new();
+                let mut verdicts = Vec::new();
+                for (pid, prompt) in self.prompts.iter().enumerate() {
+                    for d in &decodings {
+                        let tokens = g
+                            .generate(prompt, self.cfg.generate_tokens, d, true, false)?
+                            .tokens;
+                        let full: Vec<u32> = prompt.iter().chain(&tokens).copied().collect();
+                        // The checker reads prompt and continuation as one text, so a word split
+                        // across the boundary stays whole.
+                        if self.cfg.story_checker {
+                            verdicts.push(check_story(&self.tokenizer.decode(&full)?));
+                        }
+                        records.push(GenerationRecord {
+                            step,
+                            weights: name.to_string(),
+                            prompt_id: pid,
+                            seed: d.seed,
+                            mode: mode.to_string(),
+                            text: self.tokenizer.decode(&tokens)?,
+                            tokens: tokens.clone(),
+                        });
+                        gens.push(tokens);
+                    }
+                }
+                let deg = degeneration(&gens);
+                let mut put = |metric: &str, v: Option<f64>| {
+                    if let Some(v) = v {
+                        metrics.push((format!("gen_{metric}_{mode}_{name}"), v));
+                    }
+                };
+                put("rep2", deg.rep2);
+                put("rep4", deg.rep4);
+                put("distinct2", deg.distinct2);
+                put("distinct4", deg.distinct4);
+                put("longest_span", deg.longest_repeated_span);
+                put(
+                    "length",
+                    Some(gens.iter().map(Vec::len).sum::<usize>() as f64 / gens.len() as f64),
+                );
+                if self.cfg.story_checker {
+                    put("valid", validity_rate(&verdicts).valid_fraction());
+                }
+                if mode == "greedy" {
+                    let previous: Option<Vec<Vec<u32>>> = (0..gens.len())
+                        .map(|pid| self.previous_greedy.get(&(name.to_string(), pid)).cloned())
+                        .collect();
+                    if let Some(prev) = previous {
+                        put("horizon", median_butterfly_horizon(&prev, &gens));
+                    }
+                    for (pid, tokens) in gens.into_iter().enumerate() {
+                        self.previous_greedy.insert((name.to_string(), pid), tokens);
+                    }
+                }
+            }
+        }
+        self.append(&records)?;
+        Ok(metrics)
+    }
+
+    fn append(&self, records: &[GenerationRecord]) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("cannot open {}", self.path.display()))?;
+        for r in records {
+            let line = serde_json::to_string(r).context("cannot serialize a generation")?;
+            writeln!(f, "{line}")
+                .with_context(|| format!("cannot write {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn read_previous_greedy(path: &Path) -> Result<HashMap<(String, usize), Vec<u32>>> {
+    let mut out = HashMap::new();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    for (i, line) in text.lines().enumerate() {
+        let r: GenerationRecord = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{} line {} is not a generation record",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if r.mode == "greedy" {
+            out.insert((r.weights, r.prompt_id), r.tokens);
+        }
+    }
+    Ok(out)
+}
+
+/// Teacher-forced validation loss by position bucket, `val_loss_pos_<lo>_<hi|end>_<weights>`.
+fn position_losses(
+    gpt: &Gpt,
+    params: &[Tensor<1>],
+    val: &[Vec<u32>],
+    batch_size: usize,
+    device: &Device,
+    weights: &str,
+) -> Result<Vec<(String, f64)>> {
+    let t = gpt.shape.block_size;
+    let mut sums = vec![0.0f64; t];
+    let mut rows = 0usize;
+    for chunk in val.chunks(batch_size) {
+        let batch = windows_to_batch(chunk, device);
+        let per_pos: Vec<f32> = gpt
+            .token_losses(params, batch.input, batch.target)
+            .sum_dim(0)
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| anyhow!("cannot read losses: {e:?}"))?;
+        for (s, v) in sums.iter_mut().zip(per_pos) {
+            *s += v as f64;
+        }
+        rows += chunk.len();
+    }
+    let mut out = Vec::new();
+    for (lo, hi) in POSITION_BUCKETS {
+        let end = hi.unwrap_or(t).min(t);
+        if lo >= end {
+            continue;
+        }
+        let mean = sums[lo..end].iter().sum::<f64>() / ((end - lo) * rows) as f64;
+        let hi_name = hi.map_or("end".to_string(), |h| h.to_string());
+        out.push((format!("val_loss_pos_{lo}_{hi_name}_{weights}"), mean));
+    }
+    Ok(out)
+}

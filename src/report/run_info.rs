@@ -1,0 +1,142 @@
+//! A run's label and key settings, from its `config.toml` (the resolved config the trainer
+//! writes before step 1).
+//!
+//! The config only labels the report, so it is read as plain TOML (no schema): a report over
+//! an older or newer run still works, and a missing or unreadable config.toml becomes a note
+//! in the report rather than an error.
+
+use std::path::{Path, PathBuf};
+
+/// Settings shown in the report, in this order, when the config has them.
+pub const KEY_SETTINGS: [&str; 22] = [
+    "model.n_layer",
+    "model.n_embd",
+    "model.block_size",
+    "train.batch_size",
+    "optim.grad_accum",
+    "train.max_steps",
+    "optim.lr",
+    "schedule.kind",
+    "schedule.warmup_steps",
+    "schedule.min_lr",
+    "ema.enabled",
+    "ema.kind",
+    "ema.power",
+    "ema.burn_in",
+    "ema.min_beta",
+    "ema.decay",
+    "eval.val_every",
+    "eval.generate_every",
+    "eval.generate_tokens",
+    "eval.num_prompts",
+    "eval.temperature",
+    "eval.top_k",
+];
+
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub dir: PathBuf,
+    /// `train.run_name`, else the directory's name; made unique across the report's runs.
+    pub label: String,
+    /// (dotted key, value; strings without quotes) for each of [`KEY_SETTINGS`] the config has.
+    pub settings: Vec<(String, String)>,
+    /// Why the settings are missing, when they are.
+    pub config_note: Option<String>,
+}
+
+pub fn read_run_info(dir: &Path) -> RunInfo {
+    let dir_name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string());
+    let path = dir.join("config.toml");
+    let parsed = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|text| {
+            text.parse::<toml::Table>()
+                .map_err(|e| format!("cannot parse {}: {e}", path.display()))
+        });
+    let (table, config_note) = match parsed {
+        Ok(table) => (Some(table), None),
+        Err(note) => (None, Some(note)),
+    };
+    let lookup = |dotted: &str| table.as_ref().and_then(|t| setting(t, dotted));
+    let label = lookup("train.run_name")
+        .filter(|name| !name.is_empty())
+        .unwrap_or(dir_name);
+    let settings = KEY_SETTINGS
+        .iter()
+        .filter_map(|key| lookup(key).map(|value| (key.to_string(), value)))
+        .collect();
+    RunInfo {
+        dir: dir.to_path_buf(),
+        label,
+        settings,
+        config_note,
+    }
+}
+
+/// Appends " (2)", " (3)", … to labels that repeat, so every run keeps a distinct name.
+pub fn make_labels_unique(runs: &mut [RunInfo]) {
+    for i in 1..runs.len() {
+        let base = runs[i].label.clone();
+        let mut candidate = base.clone();
+        let mut n = 2;
+        while runs[..i].iter().any(|r| r.label == candidate) {
+            candidate = format!("{base} ({n})");
+            n += 1;
+        }
+        runs[i].label = candidate;
+    }
+}
+
+/// The value at a dotted path: strings bare, anything else as TOML writes it.
+fn setting(table: &toml::Table, dotted: &str) -> Option<String> {
+    let mut parts = dotted.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_settings_and_labels_from_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[train]\nrun_name = \"kappa-0.75\"\nbatch_size = 8\n[ema]\npower = 0.75\n[optim]\ngrad_accum = 4\n",
+        )
+        .expect("write");
+        let info = read_run_info(dir.path());
+        assert_eq!(info.label, "kappa-0.75");
+        assert!(info.config_note.is_none());
+        assert!(info
+            .settings
+            .contains(&("ema.power".to_string(), "0.75".to_string())));
+        assert!(info
+            .settings
+            .contains(&("optim.grad_accum".to_string(), "4".to_string())));
+    }
+
+    #[test]
+    fn missing_config_is_a_note_and_labels_become_unique() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let info = read_run_info(dir.path());
+        assert!(info.config_note.is_some());
+        assert!(info.settings.is_empty());
+        let mut runs = vec![info.clone(), info.clone(), info];
+        make_labels_unique(&mut runs);
+        let base = runs[0].label.clone();
+        assert_eq!(runs[1].label, format!("{base} (2)"));
+        assert_eq!(runs[2].label, format!("{base} (3)"));
+    }
+}
