@@ -402,7 +402,9 @@ impl Config {
         if ev.generate_every > 0 && (ev.num_prompts == 0 || ev.generate_tokens == 0) {
             bail!("eval.num_prompts and eval.generate_tokens must be ≥ 1 when eval.generate_every > 0");
         }
-        if ev.prompt_tokens == 0 || ev.prompt_tokens >= self.model.block_size {
+        if ev.generate_every > 0
+            && (ev.prompt_tokens == 0 || ev.prompt_tokens >= self.model.block_size)
+        {
             bail!(
                 "eval.prompt_tokens = {} must be in [1, model.block_size = {})",
                 ev.prompt_tokens,

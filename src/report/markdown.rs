@@ -32,6 +32,18 @@ pub fn format_number(v: f64) -> String {
     }
 }
 
+/// How the report writes a ratio of indices: whole numbers from 10, two decimals down to
+/// 0.01, scientific notation below (so a near-total damping does not read as "0.00").
+pub fn format_ratio(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{ratio:.0}")
+    } else if ratio >= 0.01 || ratio == 0.0 {
+        format!("{ratio:.2}")
+    } else {
+        format!("{ratio:.1e}")
+    }
+}
+
 pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) -> String {
     let mut md = String::new();
     let labels: Vec<&str> = runs.iter().map(|r| r.info.label.as_str()).collect();
@@ -57,6 +69,10 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
             md.push('\n');
         }
         md.push('\n');
+    }
+
+    if runs.len() > 1 {
+        md.push_str(&sweep_overview(runs));
     }
 
     md.push_str("## Oscillation statistics\n\n");
@@ -107,6 +123,40 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
     md
 }
 
+/// With several runs: each quantity's oscillation index, raw → EMA, side by side per run, so a
+/// sweep's settings compare in one table.
+fn sweep_overview(runs: &[RunReport]) -> String {
+    let quantities: std::collections::BTreeSet<&Quantity> = runs
+        .iter()
+        .flat_map(|r| r.analysis.quantities.iter().map(|q| &q.quantity))
+        .collect();
+    let mut t = format!(
+        "### All runs: oscillation index, raw → EMA\n\n| series | {} |\n| --- |{}\n",
+        runs.iter()
+            .map(|r| r.info.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        " --- |".repeat(runs.len())
+    );
+    for quantity in quantities {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                r.analysis
+                    .quantities
+                    .iter()
+                    .find(|q| &q.quantity == quantity)
+                    .map_or("not logged".to_string(), |q| {
+                        format!("{} → {}", index_cell(&q.raw), index_cell(&q.ema))
+                    })
+            })
+            .collect();
+        let _ = writeln!(t, "| {} | {} |", quantity.label(), cells.join(" | "));
+    }
+    t.push('\n');
+    t
+}
+
 fn stats_table(run: &RunAnalysis) -> String {
     let mut t = String::from(
         "| series | evaluations (raw / EMA) | index raw | index EMA | EMA / raw | lag-1 raw | lag-1 EMA | Spearman raw | Spearman EMA |\n\
@@ -114,7 +164,7 @@ fn stats_table(run: &RunAnalysis) -> String {
     );
     for q in &run.quantities {
         let ratio = match (index_of(&q.raw), index_of(&q.ema)) {
-            (Some(raw), Some(ema)) if raw > 0.0 => format!("{:.2}", ema / raw),
+            (Some(raw), Some(ema)) if raw > 0.0 => format_ratio(ema / raw),
             _ => "—".to_string(),
         };
         let cell =
@@ -293,5 +343,8 @@ mod tests {
         assert_eq!(format_number(3.25), "3.2500");
         assert_eq!(format_number(0.00012345), "1.234e-4");
         assert_eq!("1.234e-4".parse::<f64>().ok(), Some(0.0001234));
+        assert_eq!(format_ratio(210.4), "210");
+        assert_eq!(format_ratio(0.187), "0.19");
+        assert_eq!(format_ratio(8.57e-5), "8.6e-5");
     }
 }

@@ -92,7 +92,7 @@ pub fn parse_metrics(text: &str, path: &Path) -> Result<MetricsFile> {
         let Some(object) = row.as_object() else {
             bail!("{}: expected a JSON object, found {row}", at());
         };
-        let Some(step) = object.get("step").and_then(serde_json::Value::as_u64) else {
+        let Some(step) = object.get("step").and_then(step_number) else {
             bail!(
                 "{}: \"step\" is missing or not a non-negative integer",
                 at()
@@ -131,6 +131,17 @@ pub fn parse_metrics(text: &str, path: &Path) -> Result<MetricsFile> {
     Ok(MetricsFile {
         path: path.to_path_buf(),
         by_step,
+    })
+}
+
+/// A step as a non-negative integer; `20.0` counts (a writer may print every number as a
+/// float), `20.5` does not.
+fn step_number(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < u64::MAX as f64)
+            .map(|v| v as u64)
     })
 }
 
@@ -190,7 +201,7 @@ mod tests {
             "{\"step\":1,\"train_loss\":5.0}\n",
             "{\"step\":2,\"val_loss_raw\":4.0,\"gen_rep4_greedy_raw\":0.5}\n",
             "\n",
-            "{\"step\":3,\"val_loss_raw\":3.5,\"gen_rep4_greedy_raw\":null}\n",
+            "{\"step\":3.0,\"val_loss_raw\":3.5,\"gen_rep4_greedy_raw\":null}\n",
         ))
         .expect("parses");
         assert_eq!(
@@ -225,6 +236,7 @@ mod tests {
             ("{\"step\":1}\n\n[1,2]\n", "line 3: expected a JSON object"),
             ("{\"lr\":1}\n", "line 1: \"step\" is missing"),
             ("{\"step\":-1}\n", "line 1: \"step\" is missing"),
+            ("{\"step\":2.5}\n", "line 1: \"step\" is missing"),
             (
                 "{\"step\":1,\"val_loss_raw\":\"x\"}\n",
                 "line 1: \"val_loss_raw\" is \"x\", not a number",

@@ -72,6 +72,7 @@ pub fn line_plot_svg(title: &str, y_desc: &str, sets: &[LineSet]) -> Result<Opti
     ) else {
         return Ok(None);
     };
+    let y_range_for_ticks = y_range.clone();
     let fail = |e: &dyn std::fmt::Display| anyhow!("cannot draw the plot {title:?}: {e}");
     let mut svg = String::new();
     {
@@ -84,10 +85,13 @@ pub fn line_plot_svg(title: &str, y_desc: &str, sets: &[LineSet]) -> Result<Opti
             .y_label_area_size(70)
             .build_cartesian_2d(x_range, y_range)
             .map_err(|e| fail(&e))?;
+        let y_ticks = tick_formatter(&y_range_for_ticks);
         chart
             .configure_mesh()
             .x_desc("step")
             .y_desc(y_desc)
+            .x_label_formatter(&|step: &f64| format!("{step:.0}"))
+            .y_label_formatter(&y_ticks)
             .light_line_style(BLACK.mix(0.05))
             .draw()
             .map_err(|e| fail(&e))?;
@@ -164,10 +168,13 @@ pub fn scatter_plot_svg(
             .y_label_area_size(70)
             .build_cartesian_2d(x_range.clone(), y_range.clone())
             .map_err(|e| fail(&e))?;
+        let (x_ticks, y_ticks) = (tick_formatter(&x_range), tick_formatter(&y_range));
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_label_formatter(&x_ticks)
+            .y_label_formatter(&y_ticks)
             .light_line_style(BLACK.mix(0.05))
             .draw()
             .map_err(|e| fail(&e))?;
@@ -227,6 +234,24 @@ fn legend_text(run_label: &str, weights: &str) -> String {
     }
 }
 
+/// Tick labels with as many decimals as the range needs (about 10 ticks), and no "-0.00".
+fn tick_formatter(range: &Range<f64>) -> impl Fn(&f64) -> String {
+    let span = (range.end - range.start).abs();
+    let decimals = if span > 0.0 {
+        (-(span / 10.0).log10().floor()).clamp(0.0, 12.0) as usize
+    } else {
+        2
+    };
+    move |v: &f64| {
+        let text = format!("{v:.decimals$}");
+        if text.parse::<f64>() == Ok(0.0) {
+            format!("{:.decimals$}", 0.0)
+        } else {
+            text
+        }
+    }
+}
+
 /// min..max of the finite values, padded by 5% (a constant series gets a band around it).
 fn padded_range(values: impl Iterator<Item = f64>) -> Option<Range<f64>> {
     let (lo, hi) = values
@@ -251,6 +276,10 @@ mod tests {
         assert_eq!(padded_range([0.0, 10.0].into_iter()), Some(-0.5..10.5));
         let r = padded_range([2.0, 2.0, f64::NAN].into_iter()).expect("range");
         assert!(r.start < 2.0 && r.end > 2.0);
+        let ticks = tick_formatter(&(-0.2..0.3));
+        assert_eq!(ticks(&-0.0001), "0.00");
+        assert_eq!(ticks(&0.15), "0.15");
+        assert_eq!(tick_formatter(&(0.0..400.0))(&50.0), "50");
         assert_eq!(padded_range(std::iter::empty()), None);
     }
 

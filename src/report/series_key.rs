@@ -56,7 +56,7 @@ impl Mode {
 
 /// The generation metrics issue 3 defines, in the order the report lists them; anything else
 /// follows alphabetically.
-pub const KNOWN_METRICS: [(&str, &str); 8] = [
+pub const KNOWN_METRICS: [(&str, &str); 9] = [
     ("rep2", "fraction of repeated 2-grams"),
     ("rep4", "fraction of repeated 4-grams"),
     ("distinct2", "distinct 2-grams / all 2-grams"),
@@ -64,10 +64,11 @@ pub const KNOWN_METRICS: [(&str, &str); 8] = [
     ("longest_span", "longest repeated token span"),
     (
         "horizon",
-        "butterfly horizon: median first position departing from the previous evaluation's greedy text",
+        "butterfly horizon, the median over prompts of the first token position where the greedy text departs from the previous evaluation's",
     ),
     ("valid", "fraction of generated stories that pass the synthetic corpus's checker"),
     ("judge_nll", "judge model's per-token NLL of the continuation"),
+    ("length", "generated tokens (generation stops early at end-of-text)"),
 ];
 
 /// What a series measures; each exists once per [`Weights`].
@@ -267,7 +268,7 @@ mod tests {
 
     #[test]
     fn quantities_sort_as_the_report_lists_them() {
-        let mut q = vec![
+        let mut q = [
             generation("zeta", Mode::Greedy),
             generation("rep4", Mode::Sample),
             Quantity::PositionLoss { lo: 256, hi: None },

@@ -3,7 +3,9 @@
 //! ratio of EMA's index to raw's).
 
 use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats};
-use super::markdown::format_number;
+use super::markdown::{format_number, format_ratio};
+use super::metrics_file::Series;
+use super::series_key::Weights;
 
 /// EMA/raw index ratios inside [1 − this, 1 + this] count as "about the same".
 pub const EMA_SAME_BAND: f64 = 0.1;
@@ -104,12 +106,15 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         .iter()
         .filter(|e| !matches!(e, EmaEffect::Unknown))
         .count();
+    let not_compared = match metrics.len() - compared {
+        0 => String::new(),
+        n => format!("; {n} not comparable"),
+    };
     let mut lines = vec![
         format!(
             "**Generation quality oscillates more than val loss in {more} of {compared} metric \
-             series** (raw weights; {} could not be compared). **EMA lowered the oscillation \
-             index in {damped} of {judged}.** Val loss: {}.",
-            metrics.len() - compared,
+             series** (raw weights{not_compared}). **EMA lowered the oscillation index in \
+             {damped} of {judged}.** Val loss: {}.",
             describe_val_loss(val_loss)
         ),
         String::new(),
@@ -123,6 +128,12 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The value of a series that never changes.
+fn constant_value(series: &Series) -> Option<f64> {
+    let first = *series.values.first()?;
+    series.values.iter().all(|v| *v == first).then_some(first)
 }
 
 fn describe_val_loss(val_loss: &QuantityAnalysis) -> String {
@@ -171,7 +182,14 @@ fn describe_versus(
         VersusValLoss::Unknown if val_loss.raw.values.is_none() => {
             "val loss has too few evaluations to compare with".to_string()
         }
-        VersusValLoss::Unknown => "oscillation index undefined (constant series?)".to_string(),
+        VersusValLoss::Unknown => match constant_value(metric.series(Weights::Raw)) {
+            Some(v) => format!(
+                "constant at {} over all {} evaluations (raw): nothing oscillates",
+                format_number(v),
+                metric.raw.evaluations
+            ),
+            None => "oscillation index undefined (mean |x| is 0)".to_string(),
+        },
     }
 }
 
@@ -194,14 +212,12 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
         EmaEffect::Unknown if metric.ema.values.is_none() => {
             format!("EMA: too few evaluations ({})", metric.ema.evaluations)
         }
-        EmaEffect::Unknown => "EMA's effect is undefined (raw index 0 or missing)".to_string(),
-    }
-}
-
-fn format_ratio(ratio: f64) -> String {
-    if ratio >= 10.0 {
-        format!("{ratio:.0}")
-    } else {
-        format!("{ratio:.2}")
+        EmaEffect::Unknown
+            if index(&metric.raw) == Some(0.0)
+                || constant_value(metric.series(Weights::Raw)).is_some() =>
+        {
+            "no raw oscillation for EMA to change".to_string()
+        }
+        EmaEffect::Unknown => "EMA's effect is undefined (no raw index)".to_string(),
     }
 }

@@ -41,11 +41,11 @@ fn write_run(parent: &Path, name: &str, zigzag: f64) -> PathBuf {
         let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
         let val = 3.0 + 2.0 * (-t / 12.0).exp();
         let mut row = Map::new();
+        row.insert("step".to_string(), json!(step));
+        row.insert("tokens".to_string(), json!(step * 1024));
         let mut put = |key: &str, v: f64| {
             row.insert(key.to_string(), json!(v));
         };
-        put("step", step as f64);
-        put("tokens", (step * 1024) as f64);
         put("val_loss_raw", val + 0.002 * (t * 1.3).sin());
         put("val_loss_ema", val + 0.05 + 0.001 * (t * 0.7).sin());
         for mode in ["greedy", "sample"] {
@@ -224,6 +224,17 @@ fn several_runs_overlay_into_out() {
     assert!(report.contains("### run-a") && report.contains("### run-b"));
     assert!(report.contains("trend window w = 3"));
     assert!(report.contains("| setting | run-a | run-b |"), "{report}");
+    // The sweep overview puts each run's raw → EMA index side by side; the larger zigzag
+    // oscillates more.
+    let overview = table_row(&report, "rep4 (greedy)");
+    let raw_index = |cell: &str| -> f64 {
+        let (raw, _ema) = cell.split_once(" → ").expect("raw → EMA");
+        raw.parse().expect("a number")
+    };
+    assert!(
+        raw_index(&overview[1]) > 2.0 * raw_index(&overview[2]),
+        "{overview:?}"
+    );
     let svg = assert_svg_with_lines(&out.join("plots/gen_rep4_greedy.svg"));
     for legend in ["run-a raw", "run-a EMA", "run-b raw", "run-b EMA"] {
         assert!(svg.contains(legend), "overlay lacks {legend:?}");
