@@ -103,72 +103,115 @@ impl Generator<'_> {
         cached: bool,
         keep_logits: bool,
     ) -> Result<Generation> {
-        if prompt.is_empty() {
-            bail!("the prompt is empty");
-        }
-        let block = self.gpt.shape.block_size;
-        let half = (block / 2).max(1);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(d.seed);
-        let mut context = prompt.to_vec();
-        let mut start = if context.len() > block {
-            context.len() - half
-        } else {
-            0
-        };
-        let mut cache = KvCache::new(self.gpt);
-        let mut logits = if cached {
-            self.last(self.gpt.forward_cached(
-                self.params,
-                self.ids(&context[start..]),
-                &mut cache,
-            ))?
-        } else {
-            self.last(
-                self.gpt
-                    .forward(self.params, self.ids(&context[start..]), 0.0),
-            )?
-        };
+        let mut window = Window::start(self, prompt, cached)?;
         let mut out = Generation {
             tokens: Vec::new(),
             logits: Vec::new(),
         };
         for i in 0..max_new {
-            let next = pick(&logits, d, &mut rng);
+            let next = pick(&window.logits, d, &mut rng);
             if keep_logits {
-                out.logits.push(std::mem::take(&mut logits));
+                out.logits.push(window.logits.clone());
             }
             if next == self.eot {
                 break;
             }
-            context.push(next);
             out.tokens.push(next);
-            if i + 1 == max_new {
-                break;
+            if i + 1 < max_new {
+                window.push(self, next)?;
             }
-            let restart = context.len() - start > block;
-            if restart {
-                start = context.len() - half;
-            }
-            logits = if !cached {
-                self.last(
-                    self.gpt
-                        .forward(self.params, self.ids(&context[start..]), 0.0),
-                )?
-            } else if restart {
-                cache = KvCache::new(self.gpt);
-                self.last(self.gpt.forward_cached(
-                    self.params,
-                    self.ids(&context[start..]),
-                    &mut cache,
-                ))?
-            } else {
-                self.last(
-                    self.gpt
-                        .forward_cached(self.params, self.ids(&[next]), &mut cache),
-                )?
-            };
         }
         Ok(out)
+    }
+
+    /// The negative log-likelihood (nats) of each token of `continuation` after `prompt`, under
+    /// the same context policy as generation: how a judge model scores another model's text.
+    pub fn score(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<f64>> {
+        let mut window = Window::start(self, prompt, true)?;
+        let mut nll = Vec::with_capacity(continuation.len());
+        for (i, &tok) in continuation.iter().enumerate() {
+            let logits = &window.logits;
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max
+                + logits
+                    .iter()
+                    .map(|&l| (l as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            let l = logits.get(tok as usize).copied().ok_or_else(|| {
+                anyhow!(
+                    "token {tok} is outside the judge's vocabulary ({})",
+                    logits.len()
+                )
+            })?;
+            nll.push(lse - l as f64);
+            if i + 1 < continuation.len() {
+                window.push(self, tok)?;
+            }
+        }
+        Ok(nll)
+    }
+}
+
+/// The tokens the model currently sees, the KV cache over them, and the next-token logits.
+struct Window {
+    context: Vec<u32>,
+    start: usize,
+    cache: Option<KvCache>,
+    logits: Vec<f32>,
+}
+
+impl Window {
+    fn start(g: &Generator, prompt: &[u32], cached: bool) -> Result<Self> {
+        if prompt.is_empty() {
+            bail!("the prompt is empty");
+        }
+        let block = g.gpt.shape.block_size;
+        let start = if prompt.len() > block {
+            prompt.len() - (block / 2).max(1)
+        } else {
+            0
+        };
+        let mut w = Self {
+            context: prompt.to_vec(),
+            start,
+            cache: cached.then(|| KvCache::new(g.gpt)),
+            logits: Vec::new(),
+        };
+        w.refill(g)?;
+        Ok(w)
+    }
+
+    /// Runs the whole window (a prefill with the cache, a full forward without).
+    fn refill(&mut self, g: &Generator) -> Result<()> {
+        let ids = g.ids(&self.context[self.start..]);
+        self.logits = match &mut self.cache {
+            Some(cache) => {
+                *cache = KvCache::new(g.gpt);
+                g.last(g.gpt.forward_cached(g.params, ids, cache))?
+            }
+            None => g.last(g.gpt.forward(g.params, ids, 0.0))?,
+        };
+        Ok(())
+    }
+
+    /// Appends `tok`: one cached step, or — when the window would exceed block_size — a restart
+    /// from the newest block_size / 2 tokens.
+    fn push(&mut self, g: &Generator, tok: u32) -> Result<()> {
+        self.context.push(tok);
+        let block = g.gpt.shape.block_size;
+        if self.context.len() - self.start > block {
+            self.start = self.context.len() - (block / 2).max(1);
+            return self.refill(g);
+        }
+        match &mut self.cache {
+            Some(cache) => {
+                self.logits = g.last(g.gpt.forward_cached(g.params, g.ids(&[tok]), cache))?;
+                Ok(())
+            }
+            None => self.refill(g),
+        }
     }
 }
 
@@ -258,6 +301,33 @@ mod tests {
         };
         let cut = stop.generate(&[1, 2], 10, &d, true, false).unwrap().tokens;
         assert_eq!(cut, free[..3].to_vec());
+    }
+
+    /// The judge's NLL of a continuation equals −log softmax of the uncached logits.
+    #[test]
+    fn score_is_the_negative_log_likelihood() {
+        let (gpt, params, device) = tiny();
+        let g = Generator {
+            gpt: &gpt,
+            params: &params,
+            device: &device,
+            valid_vocab: 64,
+            eot: u32::MAX,
+        };
+        let prompt = [3, 4];
+        let cont = [7, 9, 11, 2];
+        let nll = g.score(&prompt, &cont).unwrap();
+        for (i, &tok) in cont.iter().enumerate() {
+            let ctx: Vec<u32> = prompt.iter().chain(&cont[..i]).copied().collect();
+            let logits = g.last(gpt.forward(&params, g.ids(&ctx), 0.0)).unwrap();
+            let lse = logits.iter().map(|&l| (l as f64).exp()).sum::<f64>().ln();
+            let want = lse - logits[tok as usize] as f64;
+            assert!(
+                (nll[i] - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{} vs {want}",
+                nll[i]
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{load_config, Config};
 use crate::device::{choose_device, DeviceChoice};
-use crate::lm::gen_eval::GenerationEval;
+use crate::lm::gen_eval::{GenerationEval, Judge};
 use crate::lm::{prepare_run_data, LmTask};
 use crate::model::params::count;
 use crate::model::{Gpt, GptShape};
@@ -163,12 +163,27 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         task = task.with_initial_params(i.params);
     }
     if config.eval.generate_every > 0 {
-        task = task.with_generation(GenerationEval::new(
+        let mut generation = GenerationEval::new(
             config.eval.clone(),
             data.prompts.clone(),
             data.tokenizer.clone(),
             run_dir.join("generations.jsonl"),
-        )?);
+        )?;
+        if let Some(path) = &config.eval.judge_checkpoint {
+            let judge = crate::sample::load_model(Path::new(path), false, chosen.device.clone())
+                .with_context(|| format!("loading eval.judge_checkpoint {path}"))?;
+            if judge.tokenizer.content_hash() != data.tokenizer.content_hash() {
+                bail!(
+                    "eval.judge_checkpoint {path} uses a different tokenizer from this run's {}; a judge must share the tokenizer",
+                    data.tokenizer_path.display()
+                );
+            }
+            generation = generation.with_judge(Judge {
+                gpt: judge.gpt,
+                params: judge.params,
+            });
+        }
+        task = task.with_generation(generation);
     }
     let opts = TrainOptions {
         run_dir: run_dir.clone(),

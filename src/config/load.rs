@@ -131,6 +131,9 @@ impl Config {
             self.tokenizer.path = Some(resolve_against(base, p));
         }
         self.train.out_dir = resolve_against(base, &self.train.out_dir);
+        if let Some(j) = &self.eval.judge_checkpoint {
+            self.eval.judge_checkpoint = Some(resolve_against(base, j));
+        }
         if let Some(dir) = self
             .model
             .init_from

@@ -261,6 +261,11 @@ pub struct EvalConfig {
     /// Score generations with the synthetic corpus's constraint checker (`gen_valid_*`).
     #[serde(default)]
     pub story_checker: bool,
+    /// An lmtrain checkpoint (file or run directory) with the same tokenizer, whose per-token
+    /// NLL of every continuation is logged as `gen_judge_nll_*`: the LM analogue of the paper's
+    /// rollout reward. Absent: no judge, and those keys are absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_checkpoint: Option<String>,
 }
 
 fn default_num_prompts() -> usize {
@@ -296,6 +301,7 @@ impl Default for EvalConfig {
             top_k: default_top_k(),
             sample_seeds: default_sample_seeds(),
             story_checker: false,
+            judge_checkpoint: None,
         }
     }
 }

@@ -38,7 +38,14 @@ pub struct GenerationRecord {
     pub text: String,
 }
 
+/// A judge model: another lmtrain checkpoint with the same tokenizer, scoring continuations.
+pub struct Judge {
+    pub gpt: Gpt,
+    pub params: Vec<Tensor<1>>,
+}
+
 pub struct GenerationEval {
+    judge: Option<Judge>,
     cfg: EvalConfig,
     prompts: Vec<Vec<u32>>,
     tokenizer: Arc<TextTokenizer>,
@@ -58,12 +65,19 @@ impl GenerationEval {
     ) -> Result<Self> {
         let previous_greedy = read_previous_greedy(&path)?;
         Ok(Self {
+            judge: None,
             cfg,
             prompts,
             tokenizer,
             path,
             previous_greedy,
         })
+    }
+
+    /// Adds a judge whose NLL of every continuation is logged.
+    pub fn with_judge(mut self, judge: Judge) -> Self {
+        self.judge = Some(judge);
+        self
     }
 
     pub fn evaluate(
@@ -105,6 +119,7 @@ impl GenerationEval {
             for (mode, decodings) in modes {
                 let mut gens: Vec<Vec<u32>> = Vec::new();
                 let mut verdicts = Vec::new();
+                let mut judged: Vec<Vec<f64>> = Vec::new();
                 for (pid, prompt) in self.prompts.iter().enumerate() {
                     for d in &decodings {
                         let tokens = g
@@ -115,6 +130,16 @@ impl GenerationEval {
                         // across the boundary stays whole.
                         if self.cfg.story_checker {
                             verdicts.push(check_story(&self.tokenizer.decode(&full)?));
+                        }
+                        if let Some(j) = &self.judge {
+                            let scorer = Generator {
+                                gpt: &j.gpt,
+                                params: &j.params,
+                                device,
+                                valid_vocab: self.tokenizer.vocab_size(),
+                                eot: self.tokenizer.eot_id(),
+                            };
+                            judged.push(scorer.score(prompt, &tokens)?);
                         }
                         records.push(GenerationRecord {
                             step,
@@ -145,6 +170,24 @@ impl GenerationEval {
                 );
                 if self.cfg.story_checker {
                     put("valid", validity_rate(&verdicts).valid_fraction());
+                }
+                if self.judge.is_some() {
+                    for (suffix, lo, hi) in [
+                        ("", 0, usize::MAX),
+                        ("_pos_0_64", 0, 64),
+                        ("_pos_64_256", 64, 256),
+                        ("_pos_256_end", 256, usize::MAX),
+                    ] {
+                        let vals: Vec<f64> = judged
+                            .iter()
+                            .flat_map(|n| n.iter().skip(lo).take(hi.saturating_sub(lo)))
+                            .copied()
+                            .collect();
+                        if !vals.is_empty() {
+                            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+                            put(&format!("judge_nll{suffix}"), Some(mean));
+                        }
+                    }
                 }
                 if mode == "greedy" {
                     let previous: Option<Vec<Vec<u32>>> = (0..gens.len())

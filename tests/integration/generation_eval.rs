@@ -105,4 +105,45 @@ fn generations_are_scored_logged_and_resumable() {
     let rows = generation_rows(&run);
     assert_eq!(rows.last().unwrap()["step"].as_u64().unwrap(), 9);
     assert!(rows.last().unwrap()["gen_horizon_greedy_ema"].is_number());
+
+    // A judge with the same tokenizer scores every continuation; another tokenizer is refused.
+    let judge = format!("eval.judge_checkpoint={}", run.display());
+    let tok = format!("tokenizer.path={}", run.join("tokenizer.json").display());
+    let mut cmd = lmtrain();
+    cmd.arg("--config").arg(&cfg);
+    for s in common {
+        cmd.args(["--set", s]);
+    }
+    cmd.args([
+        "--set",
+        "train.run_name=judged",
+        "--set",
+        "train.max_steps=3",
+    ]);
+    cmd.args(["--set", &judge, "--set", &tok]);
+    run_ok(&mut cmd);
+    let rows = generation_rows(&tmp.path().join("runs/judged"));
+    for key in [
+        "gen_judge_nll_greedy_raw",
+        "gen_judge_nll_sample_ema",
+        "gen_judge_nll_pos_0_64_greedy_raw",
+    ] {
+        let v = rows[0][key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+    let other = format!("tokenizer.path={}", tmp.path().join("other.json").display());
+    let mut cmd = lmtrain();
+    cmd.arg("--config").arg(&cfg);
+    for s in common {
+        cmd.args(["--set", s]);
+    }
+    cmd.args([
+        "--set",
+        "train.run_name=misjudged",
+        "--set",
+        "tokenizer.vocab_size=290",
+    ]);
+    cmd.args(["--set", &judge, "--set", &other]);
+    let err = run_err(&mut cmd);
+    assert!(err.contains("judge") && err.contains("tokenizer"), "{err}");
 }
