@@ -807,7 +807,19 @@ impl Middle {
 }
 
 /// Generate one story from `rng`. Deterministic in the state of `rng`.
+///
+/// A draw whose fixed parts alone overrun [`MAX_WORDS`] is rejected and drawn again from the
+/// same generator, so every story fits a 128-token context.
 pub fn generate_story<R: rand::Rng>(rng: &mut R) -> SynthStory {
+    loop {
+        let story = draw_story(rng);
+        if story.text.split_whitespace().count() <= MAX_WORDS {
+            return story;
+        }
+    }
+}
+
+fn draw_story<R: rand::Rng>(rng: &mut R) -> SynthStory {
     let gender = if rng.random_bool(0.5) {
         Gender::Female
     } else {
@@ -1276,6 +1288,7 @@ mod tests {
 
     #[test]
     fn every_story_satisfies_the_constraints_from_its_text() {
+        let mut hist = BTreeMap::new();
         for i in 0..5000 {
             let story = story_at(11, i);
             let parsed = check(&story.text)
@@ -1293,6 +1306,7 @@ mod tests {
                 "story {i}: helper absent"
             );
             let n = story.text.split_whitespace().count();
+            *hist.entry(n / 10 * 10).or_insert(0usize) += 1;
             assert!(
                 (MIN_WORDS..=MAX_WORDS).contains(&n),
                 "story {i} has {n} words:\n{}",
@@ -1314,6 +1328,7 @@ mod tests {
                 }
             }
         }
+        eprintln!("HIST {hist:?}");
     }
 
     #[test]
@@ -1367,13 +1382,17 @@ mod tests {
             female += usize::from(s.hero_gender == Gender::Female);
         }
         eprintln!("STATS heroes {} helpers {} objects {} openings {} distances {} lengths {} female {} dist {:?}", heroes.len(), helpers.len(), objects.len(), openings.len(), distances.len(), lengths.len(), female, distances);
-        assert!(heroes.len() >= 40, "{} heroes", heroes.len());
-        assert!(helpers.len() >= 40, "{} helpers", helpers.len());
-        assert!(objects.len() >= 250, "{} objects", objects.len());
+        // The closed cast and object lists are small on purpose (a small model must learn the
+        // constraints in minutes); every name and nearly every adjective-noun pair must occur.
+        let names = GIRL_NAMES.len() + BOY_NAMES.len();
+        assert_eq!(heroes.len(), names, "{} heroes", heroes.len());
+        assert_eq!(helpers.len(), names, "{} helpers", helpers.len());
+        let pairs = OBJECT_ADJS.len() * OBJECT_NOUNS.len();
+        assert!(objects.len() * 10 >= pairs * 9, "{} objects of {pairs}", objects.len());
         assert_eq!(texts.len(), 1000, "duplicate stories");
         assert!(openings.len() >= 300, "{} openings", openings.len());
         assert!(
-            distances.len() >= 60,
+            distances.len() >= 30,
             "{} lost-found distances",
             distances.len()
         );
@@ -1381,8 +1400,8 @@ mod tests {
             distances.keys().next().copied().unwrap_or(0),
             distances.keys().last().copied().unwrap_or(0),
         );
-        assert!(lo < 30 && hi > 100, "lost-found distances span {lo}..{hi}");
-        assert!(lengths.len() >= 60, "{} distinct lengths", lengths.len());
+        assert!(lo < 15 && hi > 45, "lost-found distances span {lo}..{hi}");
+        assert!(lengths.len() >= 30, "{} distinct lengths", lengths.len());
         assert!((400..=600).contains(&female), "{female} girls of 1000");
     }
 
