@@ -19,10 +19,18 @@
 //!    (a distractor, never the hero's noun), and searches may turn up other things
 //!    (`"found a small rock"`), but never with `found his|her`.
 //!
-//! Between the loss and the find come a varying number of middle episodes (searches in the wrong
+//! Between the loss and the find come zero to a few middle episodes (searches in the wrong
 //! place, the helper helping or distracting, weather, an animal) of varying length, so the
-//! distance between the two constraint-bearing sentences varies (about 10 to 130 words). Stories have 80 to 200 words; paragraphs
-//! are separated by a blank line.
+//! distance between the two constraint-bearing sentences varies (about 10 to 40 words). Stories
+//! have [`MIN_WORDS`] to [`MAX_WORDS`] words (about 40 to 100 tokens, so a whole story fits the
+//! quickstart's 128-token context); paragraphs are separated by a blank line.
+//!
+//! **Difficulty.** The corpus is tuned so that the quickstart model (4 layers, width 128, 600
+//! steps on the CPU) ends at a mid-range validity rate rather than at 0% or 100%: the cast and
+//! objects are small on purpose ([`GIRL_NAMES`], [`BOY_NAMES`], `OBJECT_ADJS` × `OBJECT_NOUNS`),
+//! stories are short and have few middle episodes. Larger lists and more episodes make the
+//! constraints harder (the earlier 24 names per gender, 17 × 24 objects and 80-200-word stories
+//! left the quickstart at 0%).
 //!
 //! [`write_corpus`] writes the stories in the Hugging Face parquet layout (a `text` column) with
 //! the constraint facts in extra columns.
@@ -48,16 +56,16 @@ pub const VALIDATION_FILE: &str = "validation-00000-of-00001.parquet";
 /// Most rows in one parquet row group.
 pub const ROW_GROUP_ROWS: usize = 1024;
 /// Fewest words in a story.
-pub const MIN_WORDS: usize = 40;
+pub const MIN_WORDS: usize = 30;
 /// Most words in a story.
-pub const MAX_WORDS: usize = 100;
+pub const MAX_WORDS: usize = 75;
 
 /// Names used only for girls; disjoint from [`BOY_NAMES`] and from every other word the
 /// generator writes, so a name in the text always means a character.
-pub const GIRL_NAMES: &[&str] = &["Lily", "Mia", "Anna", "Lucy"];
+pub const GIRL_NAMES: &[&str] = &["Lily", "Mia", "Anna"];
 
 /// Names used only for boys; disjoint from [`GIRL_NAMES`].
-pub const BOY_NAMES: &[&str] = &["Tom", "Ben", "Max", "Jack"];
+pub const BOY_NAMES: &[&str] = &["Tom", "Ben", "Max"];
 
 /// Grammatical gender of a character, which fixes its pronouns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,9 +246,9 @@ const OBJECT_FOLLOWS: &[&str] = &[
     "{S} played with it every day.",
 ];
 
-const OBJECT_ADJS: &[&str] = &["red", "blue", "green", "yellow", "pink", "shiny"];
+const OBJECT_ADJS: &[&str] = &["red", "blue", "green", "yellow"];
 
-const OBJECT_NOUNS: &[&str] = &["ball", "doll", "kite", "hat", "book", "car", "boat", "drum"];
+const OBJECT_NOUNS: &[&str] = &["ball", "doll", "kite", "hat", "book"];
 
 const HELPER_EARLY: &[&str] = &[
     "{H} had a friend named {G}.",
@@ -864,7 +872,7 @@ fn draw_story<R: rand::Rng>(rng: &mut R) -> SynthStory {
         ];
         opening.push(cast.fill(t, &extra));
     }
-    if rng.random_bool(0.6) {
+    if rng.random_bool(0.4) {
         let (t, follow) = pick(rng, OBJECT_INTROS);
         opening.push(fill(t));
         if follow && rng.random_bool(0.25) {
@@ -874,17 +882,17 @@ fn draw_story<R: rand::Rng>(rng: &mut R) -> SynthStory {
     let helper_early = rng.random_bool(0.6);
     if helper_early {
         opening.push(fill(pick(rng, HELPER_EARLY)));
-        if rng.random_bool(0.25) {
+        if rng.random_bool(0.1) {
             opening.push(fill(pick(rng, HELPER_EARLY_FOLLOWS)));
         }
     }
 
     // The trip and the loss.
     let mut loss = vec![cast.fill(pick(rng, TRIPS), &[("day", pick(rng, DAYS))])];
-    if rng.random_bool(0.3) {
+    if rng.random_bool(0.2) {
         loss.push(fill(pick(rng, WEATHERS)));
     }
-    if rng.random_bool(0.2) {
+    if rng.random_bool(0.1) {
         loss.push(fill(pick(rng, PLAYS)));
     }
     if rng.random_bool(0.2) {
@@ -942,7 +950,7 @@ fn draw_story<R: rand::Rng>(rng: &mut R) -> SynthStory {
     };
     let fixed = words(&opening) + words(&loss) + words(&ending);
     let mut episodes: Vec<Vec<String>> = Vec::new();
-    let target = rng.random_range(0..=2);
+    let target = rng.random_range(0..=1);
     for _ in 0..target {
         episodes.push(middle.next(rng, &cast));
     }
@@ -1288,7 +1296,6 @@ mod tests {
 
     #[test]
     fn every_story_satisfies_the_constraints_from_its_text() {
-        let mut hist = BTreeMap::new();
         for i in 0..5000 {
             let story = story_at(11, i);
             let parsed = check(&story.text)
@@ -1306,7 +1313,6 @@ mod tests {
                 "story {i}: helper absent"
             );
             let n = story.text.split_whitespace().count();
-            *hist.entry(n / 10 * 10).or_insert(0usize) += 1;
             assert!(
                 (MIN_WORDS..=MAX_WORDS).contains(&n),
                 "story {i} has {n} words:\n{}",
@@ -1328,7 +1334,6 @@ mod tests {
                 }
             }
         }
-        eprintln!("HIST {hist:?}");
     }
 
     #[test]
@@ -1381,18 +1386,21 @@ mod tests {
             lengths.insert(s.text.split_whitespace().count());
             female += usize::from(s.hero_gender == Gender::Female);
         }
-        eprintln!("STATS heroes {} helpers {} objects {} openings {} distances {} lengths {} female {} dist {:?}", heroes.len(), helpers.len(), objects.len(), openings.len(), distances.len(), lengths.len(), female, distances);
         // The closed cast and object lists are small on purpose (a small model must learn the
         // constraints in minutes); every name and nearly every adjective-noun pair must occur.
         let names = GIRL_NAMES.len() + BOY_NAMES.len();
         assert_eq!(heroes.len(), names, "{} heroes", heroes.len());
         assert_eq!(helpers.len(), names, "{} helpers", helpers.len());
         let pairs = OBJECT_ADJS.len() * OBJECT_NOUNS.len();
-        assert!(objects.len() * 10 >= pairs * 9, "{} objects of {pairs}", objects.len());
+        assert!(
+            objects.len() * 10 >= pairs * 9,
+            "{} objects of {pairs}",
+            objects.len()
+        );
         assert_eq!(texts.len(), 1000, "duplicate stories");
         assert!(openings.len() >= 300, "{} openings", openings.len());
         assert!(
-            distances.len() >= 30,
+            distances.len() >= 25,
             "{} lost-found distances",
             distances.len()
         );
@@ -1400,8 +1408,8 @@ mod tests {
             distances.keys().next().copied().unwrap_or(0),
             distances.keys().last().copied().unwrap_or(0),
         );
-        assert!(lo < 15 && hi > 45, "lost-found distances span {lo}..{hi}");
-        assert!(lengths.len() >= 30, "{} distinct lengths", lengths.len());
+        assert!(lo < 15 && hi > 35, "lost-found distances span {lo}..{hi}");
+        assert!(lengths.len() >= 20, "{} distinct lengths", lengths.len());
         assert!((400..=600).contains(&female), "{female} girls of 1000");
     }
 
