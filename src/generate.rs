@@ -243,23 +243,30 @@ mod tests {
         (gpt, params, device)
     }
 
+    const GREEDY: Decoding = Decoding {
+        temperature: 0.0,
+        top_k: 0,
+        seed: 0,
+    };
+
+    /// A generator over the whole vocabulary that never meets end-of-text.
+    fn unbounded<'a>(gpt: &'a Gpt, params: &'a [Tensor<1>], device: &'a Device) -> Generator<'a> {
+        Generator {
+            gpt,
+            params,
+            device,
+            valid_vocab: 64,
+            eot: u32::MAX,
+        }
+    }
+
     /// Cached and uncached generation see the same windows, so their logits agree at every
     /// step — across two window restarts (3× block_size tokens).
     #[test]
     fn cached_and_uncached_logits_agree() {
         let (gpt, params, device) = tiny();
-        let g = Generator {
-            gpt: &gpt,
-            params: &params,
-            device: &device,
-            valid_vocab: 64,
-            eot: u32::MAX,
-        };
-        let d = Decoding {
-            temperature: 0.0,
-            top_k: 0,
-            seed: 0,
-        };
+        let g = unbounded(&gpt, &params, &device);
+        let d = GREEDY;
         let prompt = [5, 9, 1, 33];
         let a = g.generate(&prompt, 48, &d, true, true).unwrap();
         let b = g.generate(&prompt, 48, &d, false, true).unwrap();
@@ -282,18 +289,8 @@ mod tests {
     #[test]
     fn stops_at_end_of_text_without_returning_it() {
         let (gpt, params, device) = tiny();
-        let probe = Generator {
-            gpt: &gpt,
-            params: &params,
-            device: &device,
-            valid_vocab: 64,
-            eot: u32::MAX,
-        };
-        let d = Decoding {
-            temperature: 0.0,
-            top_k: 0,
-            seed: 0,
-        };
+        let probe = unbounded(&gpt, &params, &device);
+        let d = GREEDY;
         let free = probe.generate(&[1, 2], 10, &d, true, false).unwrap().tokens;
         let stop = Generator {
             eot: free[3],
@@ -307,13 +304,7 @@ mod tests {
     #[test]
     fn score_is_the_negative_log_likelihood() {
         let (gpt, params, device) = tiny();
-        let g = Generator {
-            gpt: &gpt,
-            params: &params,
-            device: &device,
-            valid_vocab: 64,
-            eot: u32::MAX,
-        };
+        let g = unbounded(&gpt, &params, &device);
         let prompt = [3, 4];
         let cont = [7, 9, 11, 2];
         let nll = g.score(&prompt, &cont).unwrap();
@@ -333,11 +324,7 @@ mod tests {
     #[test]
     fn greedy_takes_the_argmax() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let d = Decoding {
-            temperature: 0.0,
-            top_k: 0,
-            seed: 0,
-        };
+        let d = GREEDY;
         assert_eq!(pick(&[0.1, 3.0, -1.0, 3.0], &d, &mut rng), 1);
     }
 

@@ -4,6 +4,13 @@
 
 use super::common::*;
 
+/// Adds `--set` for each override.
+fn set_all(cmd: &mut std::process::Command, sets: &[&str]) {
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+}
+
 fn generation_rows(run: &std::path::Path) -> Vec<serde_json::Value> {
     metrics(run)
         .into_iter()
@@ -29,9 +36,7 @@ fn generations_are_scored_logged_and_resumable() {
     cmd.arg("--config")
         .arg(&cfg)
         .args(["--set", "train.max_steps=6"]);
-    for s in common {
-        cmd.args(["--set", s]);
-    }
+    set_all(&mut cmd, &common);
     run_ok(&mut cmd);
     let run = tmp.path().join("runs/g");
     let rows = generation_rows(&run);
@@ -98,9 +103,7 @@ fn generations_are_scored_logged_and_resumable() {
     let mut cmd = lmtrain();
     cmd.arg("--resume").arg(&run).arg("--config").arg(&cfg);
     cmd.args(["--set", "train.max_steps=9"]);
-    for s in common {
-        cmd.args(["--set", s]);
-    }
+    set_all(&mut cmd, &common);
     run_ok(&mut cmd);
     let rows = generation_rows(&run);
     assert_eq!(rows.last().unwrap()["step"].as_u64().unwrap(), 9);
@@ -111,9 +114,7 @@ fn generations_are_scored_logged_and_resumable() {
     let tok = format!("tokenizer.path={}", run.join("tokenizer.json").display());
     let mut cmd = lmtrain();
     cmd.arg("--config").arg(&cfg);
-    for s in common {
-        cmd.args(["--set", s]);
-    }
+    set_all(&mut cmd, &common);
     cmd.args([
         "--set",
         "train.run_name=judged",
@@ -134,9 +135,7 @@ fn generations_are_scored_logged_and_resumable() {
     let other = format!("tokenizer.path={}", tmp.path().join("other.json").display());
     let mut cmd = lmtrain();
     cmd.arg("--config").arg(&cfg);
-    for s in common {
-        cmd.args(["--set", s]);
-    }
+    set_all(&mut cmd, &common);
     cmd.args([
         "--set",
         "train.run_name=misjudged",
