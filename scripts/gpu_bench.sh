@@ -51,9 +51,18 @@ results=$(mktemp)
 run() { # label, command...
   local label=$1; shift
   echo "== $label: $*" >&2
-  if "$@" 2> >(sed 's/^/   /' >&2) | tee -a "$results" | grep '^RESULT'; then :; else
+  # RESULT lines go to stdout; the rest of the program's output (the reference's peak memory
+  # and timing lines too) to stderr, indented.
+  local out
+  out=$(mktemp)
+  "$@" >"$out" 2> >(sed 's/^/   /' >&2) || true
+  { grep -v '^RESULT' "$out" || true; } | sed 's/^/   /' >&2
+  if grep '^RESULT' "$out"; then
+    cat "$out" >>"$results"
+  else
     echo "RESULT impl=failed label=$label" | tee -a "$results"
   fi
+  rm -f "$out"
 }
 
 for c in "${configs[@]}"; do

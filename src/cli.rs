@@ -66,6 +66,12 @@ pub enum Command {
     /// Time lmtrain's training step on the PyTorch reference's model shapes and print
     /// `RESULT key=value` lines (first with clipping and EMA off, as the reference, then on).
     Bench(BenchArgs),
+    /// Fill the GPU kernel cache for a config ahead of its run: a throw-away run of a few
+    /// training steps, one validation and one generation evaluation on the chosen device, so
+    /// that kernel compilation and autotuning happen now. The cache is $LMTRAIN_KERNEL_CACHE
+    /// (default ~/.cache/lmtrain/kernels) and can be copied to another machine with the same
+    /// card and lmtrain build.
+    Warmup(WarmupArgs),
     /// Write report.md with SVG plots from run directories' metrics.jsonl: does generation
     /// quality oscillate more than val loss, and what did EMA do (reads files only).
     Report(ReportArgs),
@@ -225,6 +231,28 @@ pub struct BenchArgs {
     /// "auto", "cpu", "cuda" or "cuda:N".
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// The device's float dtype: "f32", "flex32" (f32 storage, f16 tensor-core matmuls), "bf16"
+    /// or "f16" (weights and optimizer state in that dtype too). GPU only.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Time every kernel launch and write the per-kernel log to FILE (cubecl's profiler; adds
+    /// overhead, so the step times printed with it are not the benchmark's figures).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct WarmupArgs {
+    /// The config of the run to warm up for (its model, batch and eval shapes).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Config overrides, as for training; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Training steps to run (each compiles nothing new after the first, except where the
+    /// EMA or a schedule phase starts).
+    #[arg(long, default_value_t = 2)]
+    pub steps: u64,
 }
 
 #[derive(Args, Debug)]
@@ -282,6 +310,7 @@ pub fn run() -> Result<()> {
         Some(Command::Logits(args)) => logits_command(args),
         Some(Command::Tokenizer(args)) => tokenizer_command(args),
         Some(Command::Bench(args)) => bench_command(args),
+        Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Data {
             command: DataCommand::Synth { out, stories, seed },
@@ -351,7 +380,7 @@ fn tempfile_dir() -> Result<PathBuf> {
 
 fn bench_command(a: BenchArgs) -> Result<()> {
     use crate::bench::gpt_step::{result_line, run_bench, BenchOptions, BenchShape};
-    use crate::device::{choose_device, DeviceChoice};
+    use crate::device::DeviceChoice;
     let base = match a.config.as_deref() {
         None => BenchShape {
             layers: 2,
@@ -376,11 +405,14 @@ fn bench_command(a: BenchArgs) -> Result<()> {
     if !shape.d_model.is_multiple_of(shape.heads) || a.steps == 0 {
         bail!("--d-model must be divisible by --heads, and --steps must be ≥ 1");
     }
-    let chosen = choose_device(DeviceChoice::parse(&a.device)?)?;
+    let dtype = crate::device::parse_float_dtype(&a.dtype)?;
+    let cache = crate::kernel_cache::configure(a.profile.as_deref())?;
+    let chosen = crate::device::choose_device_as(DeviceChoice::parse(&a.device)?, Some(dtype))?;
     eprintln!(
-        "[lmtrain] {} | device: {}",
+        "[lmtrain] {} | device: {} | {}",
         crate::run::build_info(),
-        chosen.description
+        chosen.description,
+        cache.describe()
     );
     let backend = if chosen.is_gpu { "cuda" } else { "cpu" };
     let lines: &[bool] = if a.no_clip_ema_line {
@@ -398,10 +430,28 @@ fn bench_command(a: BenchArgs) -> Result<()> {
             peak_tflops: a.peak_tflops,
             label: a.label.clone(),
             seed: 1337,
+            dtype: a.dtype.clone(),
         };
         let r = run_bench(&o, &chosen.device)?;
         println!("{}", result_line(&o, &r, backend));
     }
+    if let Some(p) = &a.profile {
+        // The profiler writes from a background task: give it a moment to drain before exit.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        eprintln!("[lmtrain] per-kernel profile written to {}", p.display());
+    }
+    Ok(())
+}
+
+fn warmup_command(a: WarmupArgs) -> Result<()> {
+    let w = crate::run::warmup(&a.config, &a.set, a.steps)?;
+    eprintln!(
+        "warmup done in {:.1} s (first step {:.1} s); the kernel cache {} now holds {:.1} MiB",
+        w.seconds,
+        w.first_step_seconds.unwrap_or(f64::NAN),
+        w.cache.dir.display(),
+        w.cache_bytes as f64 / (1u64 << 20) as f64
+    );
     Ok(())
 }
 
@@ -432,6 +482,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
 fn sample_command(args: SampleArgs) -> Result<()> {
     use crate::device::{choose_device, DeviceChoice};
     use crate::sample::{load_source, Decoding};
+    crate::kernel_cache::configure(None)?;
     let chosen = choose_device(DeviceChoice::parse(&args.device)?)?;
     eprintln!("device: {}", chosen.description);
     let model = load_source(&args.source.source(args.ema)?, chosen.device)?;

@@ -1,7 +1,7 @@
 //! Choosing the compute device: CUDA when asked for or present, burn's flex CPU backend otherwise.
 
 use anyhow::{bail, Result};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 /// The `device` config key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,15 +36,39 @@ pub struct ChosenDevice {
 /// Resolves the choice. "auto" takes CUDA device 0 when an NVIDIA driver is present and a test
 /// kernel runs on it; otherwise the CPU, saying why.
 pub fn choose_device(choice: DeviceChoice) -> Result<ChosenDevice> {
+    choose_device_as(choice, None)
+}
+
+/// The float dtypes `lmtrain bench --dtype` accepts.
+pub fn parse_float_dtype(s: &str) -> Result<FloatDType> {
+    match s {
+        "f32" => Ok(FloatDType::F32),
+        "flex32" => Ok(FloatDType::Flex32),
+        "bf16" => Ok(FloatDType::BF16),
+        "f16" => Ok(FloatDType::F16),
+        other => bail!(
+            "dtype {other:?} is not allowed: use \"f32\", \"flex32\" (f32 storage, f16 tensor-core matmuls), \"bf16\" or \"f16\""
+        ),
+    }
+}
+
+/// As [`choose_device`], with the device's default float dtype set to `dtype` (it must be set
+/// before the first tensor exists, so before the CUDA probe).
+pub fn choose_device_as(choice: DeviceChoice, dtype: Option<FloatDType>) -> Result<ChosenDevice> {
+    if let (DeviceChoice::Cpu, Some(d)) = (choice, dtype) {
+        if d != FloatDType::F32 {
+            bail!("dtype {d:?} is only offered on the GPU; the CPU backend runs f32");
+        }
+    }
     match choice {
         DeviceChoice::Cpu => Ok(cpu("cpu (burn flex), as configured".into())),
-        DeviceChoice::Cuda(n) => match try_cuda(n) {
+        DeviceChoice::Cuda(n) => match try_cuda(n, dtype) {
             Ok(d) => Ok(d),
             Err(why) => bail!(
                 "device = \"cuda:{n}\" but CUDA is unusable here: {why}. Use device = \"auto\" or \"cpu\"."
             ),
         },
-        DeviceChoice::Auto => match try_cuda(0) {
+        DeviceChoice::Auto => match try_cuda(0, dtype) {
             Ok(d) => Ok(d),
             Err(why) => Ok(cpu(format!("cpu (burn flex), chosen by auto: {why}"))),
         },
@@ -60,7 +84,7 @@ fn cpu(description: String) -> ChosenDevice {
 }
 
 #[cfg(feature = "cuda")]
-fn try_cuda(index: usize) -> std::result::Result<ChosenDevice, String> {
+fn try_cuda(index: usize, dtype: Option<FloatDType>) -> std::result::Result<ChosenDevice, String> {
     // Probing CUDA without a driver panics inside the runtime, so look for the driver first.
     if !std::path::Path::new("/dev/nvidiactl").exists() {
         return Err("no NVIDIA driver (/dev/nvidiactl is absent)".into());
@@ -68,16 +92,29 @@ fn try_cuda(index: usize) -> std::result::Result<ChosenDevice, String> {
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(move || {
-        let device = Device::cuda(index);
+        let mut device = Device::cuda(index);
+        let configured = match dtype {
+            Some(d) => device.configure(d).map_err(|e| format!("{e:?}")),
+            None => Ok(()),
+        };
         let x = Tensor::<1>::from_floats([1.0, 2.0], &device);
         let sum: f32 = x.sum().into_scalar();
-        (device, sum)
+        (device, sum, configured)
     });
     std::panic::set_hook(previous_hook);
     match probe {
-        Ok((device, 3.0)) => Ok(ChosenDevice {
+        Ok((_, _, Err(e))) => Err(format!("cannot set the float dtype {dtype:?}: {e}")),
+        Ok((device, 3.0, Ok(()))) => Ok(ChosenDevice {
             device,
-            description: format!("cuda:{index} (burn cuda backend)"),
+            description: format!(
+                "cuda:{index} (burn cuda backend{}{})",
+                gpu_name(index)
+                    .map(|n| format!(", {n}"))
+                    .unwrap_or_default(),
+                dtype
+                    .map(|d| format!(", float dtype {d:?}"))
+                    .unwrap_or_default()
+            ),
             is_gpu: true,
         }),
         Ok(_) => Err("the CUDA test kernel returned a wrong result".into()),
@@ -85,8 +122,27 @@ fn try_cuda(index: usize) -> std::result::Result<ChosenDevice, String> {
     }
 }
 
+/// The card's name as nvidia-smi gives it, for the log (None if nvidia-smi is unavailable).
+#[cfg(feature = "cuda")]
+fn gpu_name(index: usize) -> Option<String> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total,driver_version",
+            "--format=csv,noheader",
+            &format!("--id={index}"),
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let line = text.lines().next()?.trim().to_string();
+    (out.status.success() && !line.is_empty()).then_some(line)
+}
+
 #[cfg(not(feature = "cuda"))]
-fn try_cuda(_index: usize) -> std::result::Result<ChosenDevice, String> {
+fn try_cuda(
+    _index: usize,
+    _dtype: Option<FloatDType>,
+) -> std::result::Result<ChosenDevice, String> {
     Err("this binary was built without the `cuda` feature".into())
 }
 
@@ -103,6 +159,14 @@ mod tests {
             DeviceChoice::parse("cuda:3").unwrap(),
             DeviceChoice::Cuda(3)
         );
+        assert_eq!(parse_float_dtype("flex32").unwrap(), FloatDType::Flex32);
+        assert_eq!(parse_float_dtype("bf16").unwrap(), FloatDType::BF16);
+        let err = parse_float_dtype("fp8").unwrap_err().to_string();
+        assert!(err.contains("\"flex32\""), "{err}");
+        let err = choose_device_as(DeviceChoice::Cpu, Some(FloatDType::BF16))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only offered on the GPU"), "{err}");
         let err = DeviceChoice::parse("gpu").unwrap_err().to_string();
         assert!(err.contains("\"auto\""), "{err}");
         assert!(DeviceChoice::parse("cuda:x").is_err());

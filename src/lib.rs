@@ -13,6 +13,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod generate;
 pub mod interop;
+pub mod kernel_cache;
 pub mod lm;
 pub mod model;
 pub mod report;

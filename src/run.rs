@@ -95,6 +95,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     // The resolved config goes into the run directory before step 1.
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
 
+    let cache = crate::kernel_cache::configure(None)?;
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
     let data = prepare_run_data(&config, &run_dir)?;
     if let Some(ckpt) = &resume_from {
@@ -119,6 +120,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         format!("== {} ==", build_info()),
         format!("run directory: {}", run_dir.display()),
         format!("device: {}", chosen.description),
+        cache.describe(),
         format!(
             "model: GPT-2 architecture with {} GELU, {} layers, {} heads, width {}, context {}, vocabulary {} (tokenizer {}) — {n_params} parameters ({:.2}M)",
             match config.model.activation {
@@ -197,6 +199,88 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     Ok((run_dir, outcome))
 }
 
+/// What `lmtrain warmup` did.
+pub struct WarmupReport {
+    pub seconds: f64,
+    pub first_step_seconds: Option<f64>,
+    pub cache: crate::kernel_cache::KernelCache,
+    /// Bytes under the cache directory afterwards.
+    pub cache_bytes: u64,
+}
+
+/// The overrides that turn a run's config into its warm-up: `steps` training steps with the EMA
+/// updating from the start, then one validation and (if the run generates) one generation
+/// evaluation with a single prompt, in a scratch run directory. Shapes stay the run's, so the
+/// kernels and autotune keys are the ones the run will ask for.
+pub fn warmup_overrides(config: &Config, steps: u64, scratch: &Path) -> Vec<String> {
+    let quoted = toml::Value::String(scratch.display().to_string()).to_string();
+    let mut o = vec![
+        format!("train.max_steps={steps}"),
+        format!("train.out_dir={quoted}"),
+        "train.run_name=\"warmup\"".to_string(),
+        "train.log_every=1".to_string(),
+        format!("eval.val_every={steps}"),
+        "ema.burn_in=0".to_string(),
+        format!("checkpoint.every={steps}"),
+        "checkpoint.keep_last=1".to_string(),
+    ];
+    if config.eval.generate_every > 0 {
+        o.push(format!("eval.generate_every={steps}"));
+        o.push("eval.num_prompts=1".to_string());
+    }
+    o
+}
+
+/// Runs a config's warm-up (see [`warmup_overrides`]) so that the kernel cache holds what its
+/// run will compile and tune; the scratch run directory is removed afterwards.
+pub fn warmup(config_file: &Path, overrides: &[String], steps: u64) -> Result<WarmupReport> {
+    if steps == 0 {
+        bail!("--steps must be ≥ 1");
+    }
+    let cache = crate::kernel_cache::configure(None)?;
+    let scratch = cache.dir.join("warmup-scratch");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("cannot clear {}", scratch.display()))?;
+    }
+    let base = load_config(config_file, overrides)?.config;
+    let mut all = overrides.to_vec();
+    all.extend(warmup_overrides(&base, steps, &scratch));
+    let req = TrainRequest {
+        config: Some(config_file.to_path_buf()),
+        overrides: all,
+        resume: None,
+    };
+    let start = std::time::Instant::now();
+    let (_, outcome) = run_training(&req)?;
+    let seconds = start.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&scratch).with_context(|| {
+        format!(
+            "cannot remove the warm-up's scratch run {}",
+            scratch.display()
+        )
+    })?;
+    Ok(WarmupReport {
+        seconds,
+        first_step_seconds: outcome.first_step_seconds,
+        cache_bytes: dir_bytes(&cache.dir),
+        cache,
+    })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}
+
 fn write_header(run_dir: &Path, lines: &[String]) -> Result<()> {
     use std::io::Write;
     let path = run_dir.join("train.log");
@@ -210,4 +294,34 @@ fn write_header(run_dir: &Path, lines: &[String]) -> Result<()> {
         eprintln!("{l}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_keeps_the_run_shapes_and_shortens_everything_else() {
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.toml");
+        let mut config = load_config(Path::new(shipped), &[]).unwrap().config;
+        config.eval.generate_every = 500;
+        let o = warmup_overrides(&config, 3, Path::new("/tmp/k/warmup-scratch"));
+        for want in [
+            "train.max_steps=3",
+            "train.out_dir=\"/tmp/k/warmup-scratch\"",
+            "eval.val_every=3",
+            "ema.burn_in=0",
+            "eval.generate_every=3",
+            "eval.num_prompts=1",
+        ] {
+            assert!(o.iter().any(|x| x == want), "{want} missing from {o:?}");
+        }
+        // Nothing that changes a shape: the model, batch, context and generation length stay.
+        assert!(!o.iter().any(|x| x.starts_with("model.")
+            || x.starts_with("train.batch_size")
+            || x.starts_with("eval.generate_tokens")));
+        config.eval.generate_every = 0;
+        let o = warmup_overrides(&config, 3, Path::new("/x"));
+        assert!(!o.iter().any(|x| x.starts_with("eval.generate_every")));
+    }
 }

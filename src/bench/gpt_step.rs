@@ -59,6 +59,8 @@ pub struct BenchOptions {
     pub peak_tflops: f64,
     pub label: String,
     pub seed: u64,
+    /// The device's float dtype, as given to `--dtype` (for the RESULT line).
+    pub dtype: String,
 }
 
 #[derive(Clone, Debug)]
@@ -207,7 +209,8 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
     format!(
-        "RESULT impl=lmtrain backend={backend} dtype=f32 compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2}",
+        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2}",
+        o.dtype,
         o.label,
         s.layers,
         s.d_model,

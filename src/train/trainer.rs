@@ -36,6 +36,9 @@ pub struct RunOutcome {
     pub interrupted: bool,
     pub last_checkpoint: Option<PathBuf>,
     pub last_row: Option<MetricsRow>,
+    /// Wall time of this invocation's first step up to its loss read-back, when that step was
+    /// logged (always on a fresh run).
+    pub first_step_seconds: Option<f64>,
 }
 
 fn read_scalar(t: Tensor<1>, what: &str) -> Result<f64> {
@@ -103,6 +106,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             interrupted: false,
             last_checkpoint: checkpoint::list(&ckpt_dir)?.pop(),
             last_row: None,
+            first_step_seconds: None,
         });
     }
 
@@ -113,6 +117,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let mut last_checkpoint = None;
     let mut last_row = None;
     let mut interrupted = false;
+    let loop_start = Instant::now();
+    let mut first_step_seconds = None;
+    let first_step = state.step + 1;
 
     while state.step < max_steps {
         let out = optimizer_step(task, &mut state, &specs, cfg, device)?;
@@ -153,6 +160,15 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                     }
                     row.train_loss = Some(loss);
                     row.grad_norm = Some(read_scalar(grad_norm, "the gradient norm")?);
+                    if t == first_step {
+                        // On a GPU this is where kernels compile and autotune: the figure that
+                        // `lmtrain warmup` and a carried kernel cache bring down.
+                        let secs = loop_start.elapsed().as_secs_f64();
+                        first_step_seconds = Some(secs);
+                        log.line(&format!(
+                            "first step (step {t}) took {secs:.2} s, kernel compilation and autotuning included"
+                        ))?;
+                    }
                     let secs = interval_start.elapsed().as_secs_f64().max(1e-9);
                     row.tok_per_s = Some(interval_tokens as f64 / secs);
                 }
@@ -202,6 +218,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         interrupted,
         last_checkpoint,
         last_row,
+        first_step_seconds,
     })
 }
 

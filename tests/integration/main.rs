@@ -10,3 +10,4 @@ mod report;
 mod resume;
 mod sampling;
 mod shipped_configs;
+mod warmup;

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One GPU session's measurements, in priority order, inside a fixed time budget (the device
+# tool lends 15 minutes per session, start-up included). Run on the GPU machine through the
+# runner that scripts/package_device.sh writes:
+#
+#   bash device/run.sh bash scripts/device_session.sh OUT_DIR [BUDGET_SECONDS]
+#
+# Steps (each skipped when too little of the budget is left, each under its own timeout):
+#   1. the card, and the data pipeline alone on all cores (lmtrain data bench)
+#   2. lmtrain warmup for a TinyStories-class run (cold kernel cache)
+#   3. that run for a few hundred steps with device = "auto" (warm cache: first-step time)
+#   4. scripts/gpu_bench.sh --quick (lmtrain f32 vs PyTorch eager bf16, configs A and B)
+#   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile)
+#   6. lmtrain bench on A with --dtype flex32
+# Everything lands in OUT_DIR: session.log (all output), the run's train.log, metrics.jsonl and
+# generations.jsonl, profile-A.log, profile-B.log and kernel-cache.tar.xz (the filled cache, to
+# carry to a fresh machine). Environment: LMTRAIN, TORCH_BENCH (set by device/run.sh),
+# EXTRA_SET (more --set overrides for the run, e.g. device=cpu to rehearse on a CPU), RUN_STEPS,
+# ONLY (space-separated step names to run, e.g. ONLY="profile-A profile-B" for a second call).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out=${1:?usage: device_session.sh OUT_DIR [BUDGET_SECONDS]}
+budget=${2:-540}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+LMTRAIN="${LMTRAIN:-target/release/lmtrain}"
+here=$(pwd)
+data="${DATA_DIR:-$here/device/data}"
+export LMTRAIN_KERNEL_CACHE="${LMTRAIN_KERNEL_CACHE:-/tmp/lmtrain-kernels}"
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
+start=$(date +%s)
+log="$out/session.log"
+: >"$log"
+
+say() { echo "[$(($(date +%s) - start))s] $*" | tee -a "$log"; }
+# step NAME MIN_SECONDS TIMEOUT command...: runs it if MIN_SECONDS of the budget remain.
+step() {
+  local name=$1 need=$2 limit=$3; shift 3
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
+  local left=$((budget - ($(date +%s) - start)))
+  if [ "$left" -lt "$need" ]; then say "SKIP $name: ${left}s left, needs ${need}s"; return 0; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  say "BEGIN $name (timeout ${limit}s): $*"
+  local t0 rc
+  t0=$(date +%s)
+  timeout --signal=INT --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+  rc=$?
+  say "END $name rc=$rc in $(($(date +%s) - t0))s"
+}
+
+# The run: configs/tinystories.toml on the carried sample shards, a few hundred steps, with
+# evaluations often enough to see raw and EMA val losses and generations.
+run_set=(
+  --set "data.train_glob=\"$data/TinyStories/data/train-*.parquet\""
+  --set "data.val_glob=\"$data/TinyStories/data/validation-*.parquet\""
+  --set "tokenizer.path=\"$data/tokenizer-8192.json\""
+  --set "train.out_dir=\"$out/runs\"" --set "train.run_name=\"tinystories-gpu\""
+  --set "train.max_steps=${RUN_STEPS:-300}" --set train.log_every=25 --set optim.grad_accum=1
+  --set schedule.warmup_steps=50 --set schedule.decay_steps=250 --set optim.lr=1e-3
+  --set ema.burn_in=50 --set eval.val_every=50 --set eval.val_windows=64
+  --set eval.generate_every=100 --set eval.num_prompts=2 --set eval.generate_tokens=256
+  --set checkpoint.every=1000
+)
+for s in ${EXTRA_SET:-}; do run_set+=(--set "$s"); done
+
+say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
+say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
+step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000
+step warmup 200 150 "$LMTRAIN" warmup --config configs/tinystories.toml "${run_set[@]}"
+step train 150 170 "$LMTRAIN" --config configs/tinystories.toml "${run_set[@]}"
+run_dir="$out/runs/tinystories-gpu"
+if [ -d "$run_dir" ]; then
+  for f in train.log metrics.jsonl generations.jsonl; do cp "$run_dir/$f" "$out/" 2>/dev/null; done
+  rm -rf "$out/runs"
+fi
+step gpu-bench-quick 120 230 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh --quick
+for c in A B; do
+  step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
+    --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"
+done
+step bench-A-flex32 45 90 "$LMTRAIN" bench --config A --steps 20 --warmup-steps 10 \
+  --no-clip-ema-line --dtype flex32 --label A-flex32
+tar -C "$(dirname "$LMTRAIN_KERNEL_CACHE")" -cJf "$out/kernel-cache.tar.xz" \
+  "$(basename "$LMTRAIN_KERNEL_CACHE")" 2>>"$log" && say "kernel cache: $(du -sh "$LMTRAIN_KERNEL_CACHE" | cut -f1) ($(du -h "$out/kernel-cache.tar.xz" | cut -f1) packed)"
+grep -E '^(RESULT|RATIO)' "$log"
+say "done"
