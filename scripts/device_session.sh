@@ -9,14 +9,19 @@
 #   1. the card, and the data pipeline alone on all cores (lmtrain data bench)
 #   2. lmtrain warmup for a TinyStories-class run (cold kernel cache)
 #   3. that run for a few hundred steps with device = "auto" (warm cache: first-step time)
-#   4. scripts/gpu_bench.sh --quick (lmtrain f32 vs PyTorch eager bf16, configs A and B)
+#   4. scripts/gpu_bench.sh --quick (lmtrain f32 vs PyTorch eager bf16, configs A and B), or
+#      without --quick (also clip+EMA, PyTorch eager f32 and torch.compile bf16) when named in ONLY
 #   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile)
 #   6. lmtrain bench on A with --dtype flex32
 # Everything lands in OUT_DIR: session.log (all output), the run's train.log, metrics.jsonl and
 # generations.jsonl, profile-A.log, profile-B.log and kernel-cache.tar.xz (the filled cache, to
 # carry to a fresh machine). Environment: LMTRAIN, TORCH_BENCH (set by device/run.sh),
 # EXTRA_SET (more --set overrides for the run, e.g. device=cpu to rehearse on a CPU), RUN_STEPS,
-# ONLY (space-separated step names to run, e.g. ONLY="profile-A profile-B" for a second call).
+# ONLY (space-separated step names to run, e.g. ONLY="profile-A profile-B" for a second call;
+# gpu-bench-full runs only when named), CARRIED_CACHE (a kernel-cache .tar.xz from an earlier
+# session, unpacked before anything runs). The next session's call:
+#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz ONLY="train gpu-bench-full" \
+#     bash device/run.sh bash scripts/device_session.sh $OUT 520
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +43,7 @@ say() { echo "[$(($(date +%s) - start))s] $*" | tee -a "$log"; }
 step() {
   local name=$1 need=$2 limit=$3; shift 3
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
+  if [ -z "${ONLY:-}" ] && [ "$name" = gpu-bench-full ]; then return 0; fi
   local left=$((budget - ($(date +%s) - start)))
   if [ "$left" -lt "$need" ]; then say "SKIP $name: ${left}s left, needs ${need}s"; return 0; fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -64,6 +70,16 @@ run_set=(
 )
 for s in ${EXTRA_SET:-}; do run_set+=(--set "$s"); done
 
+# A kernel cache carried from an earlier session: unpacked first, so that the run below measures
+# the first step of a fresh machine with a warm cache.
+if [ -n "${CARRIED_CACHE:-}" ]; then
+  mkdir -p "$(dirname "$LMTRAIN_KERNEL_CACHE")"
+  if tar -C "$(dirname "$LMTRAIN_KERNEL_CACHE")" -xJf "$CARRIED_CACHE" 2>>"$log"; then
+    say "unpacked the carried kernel cache $CARRIED_CACHE ($(du -sh "$LMTRAIN_KERNEL_CACHE" | cut -f1))"
+  else
+    say "could not unpack $CARRIED_CACHE; continuing with a cold cache"
+  fi
+fi
 say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
 step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000
@@ -75,6 +91,7 @@ if [ -d "$run_dir" ]; then
   rm -rf "$out/runs"
 fi
 step gpu-bench-quick 120 230 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh --quick
+step gpu-bench-full 200 400 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh
 for c in A B; do
   step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
     --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"

@@ -8,7 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release
+# A kernel cache brought back from an earlier GPU session (device/kernel-cache-*.tar.xz) is kept:
+# it is what a fresh GPU machine needs for a warm first step.
+keep=$(mktemp -d)
+cp device/kernel-cache-*.tar.xz "$keep"/ 2>/dev/null || true
 rm -rf device && mkdir -p device/data
+cp "$keep"/*.tar.xz device/ 2>/dev/null || true
+rm -rf "$keep"
 strip -o device/lmtrain target/release/lmtrain
 xz -9 -T2 -f device/lmtrain
 cp ../shared/bench/torch_gpt_bench.py device/

@@ -25,8 +25,8 @@
 //! have [`MIN_WORDS`] to [`MAX_WORDS`] words (about 40 to 100 tokens, so a whole story fits the
 //! quickstart's 128-token context); paragraphs are separated by a blank line.
 //!
-//! **Difficulty.** The corpus is tuned so that the quickstart model (4 layers, width 128, 600
-//! steps on the CPU) ends at a mid-range validity rate rather than at 0% or 100%: the cast and
+//! **Difficulty.** The corpus is tuned so that the quickstart model (4 layers, width 128, 1,000
+//! steps on the CPU) reaches a mid-range validity rate rather than 0% or 100%: the cast and
 //! objects are small on purpose ([`GIRL_NAMES`], [`BOY_NAMES`], `OBJECT_ADJS` × `OBJECT_NOUNS`),
 //! stories are short and have few middle episodes. Larger lists and more episodes make the
 //! constraints harder (the earlier 24 names per gender, 17 × 24 objects and 80-200-word stories

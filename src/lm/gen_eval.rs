@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::task::windows_to_batch;
 use crate::config::EvalConfig;
 use crate::data::tokenizer::TextTokenizer;
-use crate::eval::story_check::{check_story, validity_rate};
+use crate::eval::story_check::{check_story, validity_rate, StoryVerdict};
 use crate::eval::text_metrics::{degeneration, median_butterfly_horizon};
 use crate::generate::{Decoding, Generator};
 use crate::model::Gpt;
@@ -36,6 +36,10 @@ pub struct GenerationRecord {
     pub mode: String,
     pub tokens: Vec<u32>,
     pub text: String,
+    /// The story checker's verdict on prompt + text, when `eval.story_checker` is on: "valid",
+    /// or why not (for reading failures without rerunning the checker).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verdict: Option<String>,
 }
 
 /// A judge model: another lmtrain checkpoint with the same tokenizer, scoring continuations.
@@ -128,9 +132,17 @@ impl GenerationEval {
                         let full: Vec<u32> = prompt.iter().chain(&tokens).copied().collect();
                         // The checker reads prompt and continuation as one text, so a word split
                         // across the boundary stays whole.
-                        if self.cfg.story_checker {
-                            verdicts.push(check_story(&self.tokenizer.decode(&full)?));
-                        }
+                        let verdict = if self.cfg.story_checker {
+                            let v = check_story(&self.tokenizer.decode(&full)?);
+                            let said = match &v {
+                                StoryVerdict::Valid => "valid".to_string(),
+                                StoryVerdict::Invalid(r) => r.to_string(),
+                            };
+                            verdicts.push(v);
+                            Some(said)
+                        } else {
+                            None
+                        };
                         if let Some(j) = &self.judge {
                             let scorer = Generator {
                                 gpt: &j.gpt,
@@ -149,6 +161,7 @@ impl GenerationEval {
                             mode: mode.to_string(),
                             text: self.tokenizer.decode(&tokens)?,
                             tokens: tokens.clone(),
+                            verdict,
                         });
                         gens.push(tokens);
                     }
@@ -169,7 +182,16 @@ impl GenerationEval {
                     Some(gens.iter().map(Vec::len).sum::<usize>() as f64 / gens.len() as f64),
                 );
                 if self.cfg.story_checker {
-                    put("valid", validity_rate(&verdicts).valid_fraction());
+                    let rate = validity_rate(&verdicts);
+                    put("valid", rate.valid_fraction());
+                    // Why the others failed, as fractions of all stories: which constraint the
+                    // model has not learned yet.
+                    for (kind, n) in &rate.by_reason {
+                        put(
+                            &format!("invalid_{}", kind.label()),
+                            (rate.total > 0).then(|| *n as f64 / rate.total as f64),
+                        );
+                    }
                 }
                 if self.judge.is_some() {
                     for (suffix, lo, hi) in [

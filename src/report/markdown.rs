@@ -327,7 +327,10 @@ fn definitions(trend_window: usize) -> String {
     }
     d.push_str(
         "- `val_loss_pos_<lo>_<hi>`: teacher-forced val loss over token positions lo..hi of the \
-         validation windows\n",
+         validation windows\n\
+         - `invalid_<reason>` (metrics.jsonl only, not plotted): the fraction of stories failing the \
+         checker for that reason (no_hero, wrong_character_loses, wrong_character_at_end, \
+         pronoun_mismatch, object_mismatch, incomplete); generations.jsonl has each story's verdict\n",
     );
     d
 }

@@ -179,6 +179,11 @@ pub fn parse_key(key: &str) -> Option<(Quantity, Weights)> {
     } else {
         return None;
     };
+    // `invalid_<reason>` splits `valid`'s failures by cause: a diagnosis, not a quality series
+    // of its own, so the report leaves it to metrics.jsonl rather than plotting 12 more curves.
+    if metric.starts_with("invalid_") {
+        return None;
+    }
     // The metric becomes part of a file name: keep to characters that are safe everywhere.
     let safe = !metric.is_empty()
         && metric
@@ -259,6 +264,7 @@ mod tests {
             "gen_rep4_raw",
             "gen__greedy_raw",
             "gen_a/b_greedy_raw",
+            "gen_invalid_object_mismatch_greedy_raw",
             "val_loss_pos_x_64_raw",
             "val_loss_pos_0_raw",
         ] {
