@@ -64,6 +64,22 @@ fn generations_are_scored_logged_and_resumable() {
                 r.get(format!("gen_judge_nll_greedy_{w}")).is_none(),
                 "no judge: absent"
             );
+            // The failure causes partition the invalid stories: valid + Σ invalid_* = 1.
+            for m in ["greedy", "sample"] {
+                let causes: f64 = [
+                    "no_hero",
+                    "wrong_character_loses",
+                    "wrong_character_at_end",
+                    "pronoun_mismatch",
+                    "object_mismatch",
+                    "incomplete",
+                ]
+                .iter()
+                .map(|c| r[format!("gen_invalid_{c}_{m}_{w}")].as_f64().unwrap())
+                .sum();
+                let valid = r[format!("gen_valid_{m}_{w}")].as_f64().unwrap();
+                assert!((valid + causes - 1.0).abs() < 1e-9, "{m} {w}: {r}");
+            }
         }
     }
     // The horizon needs a previous evaluation: absent at the first, present at the second.
@@ -85,9 +101,26 @@ fn generations_are_scored_logged_and_resumable() {
         "mode",
         "tokens",
         "text",
+        "verdict",
     ] {
         assert!(records[0].get(key).is_some(), "{key}");
     }
+    // Every story has a verdict, and the valid ones make up the logged rate.
+    for r in &records {
+        let verdict = r["verdict"].as_str().unwrap();
+        assert!(!verdict.is_empty());
+    }
+    let n_valid = |step: u64, mode: &str, w: &str| {
+        records
+            .iter()
+            .filter(|r| r["step"] == step && r["mode"] == mode && r["weights"] == w)
+            .filter(|r| r["verdict"] == "valid")
+            .count() as f64
+    };
+    assert_eq!(
+        n_valid(3, "greedy", "raw") / 3.0,
+        rows[0]["gen_valid_greedy_raw"].as_f64().unwrap()
+    );
     // Same prompts and seeds at every evaluation: greedy generations of one evaluation are a
     // deterministic function of the weights, so re-running them reproduces them.
     let greedy_at = |step: u64| -> Vec<String> {
