@@ -77,20 +77,27 @@ pub fn pick(logits: &[f32], d: &Decoding, rng: &mut impl Rng) -> u32 {
 }
 
 impl Generator<'_> {
-    fn ids(&self, tokens: &[u32]) -> Tensor<2, Int> {
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        Tensor::from_data(TensorData::new(ids, [1, tokens.len()]), self.device)
+    /// Token ids of equally long rows, as one `[rows, len]` batch.
+    fn ids(&self, rows: &[&[u32]]) -> Tensor<2, Int> {
+        let len = rows.first().map_or(0, |r| r.len());
+        let ids: Vec<i64> = rows
+            .iter()
+            .flat_map(|r| r.iter().map(|&t| t as i64))
+            .collect();
+        Tensor::from_data(TensorData::new(ids, [rows.len(), len]), self.device)
     }
 
-    /// The last position's logits, restricted to the valid vocabulary (one device read).
-    fn last(&self, logits: Tensor<3>) -> Result<Vec<f32>> {
-        let [_, n, v] = logits.dims();
+    /// Each row's last-position logits, restricted to the valid vocabulary (one device read for
+    /// the whole batch).
+    fn last(&self, logits: Tensor<3>) -> Result<Vec<Vec<f32>>> {
+        let [b, n, v] = logits.dims();
         let keep = self.valid_vocab.min(v);
-        logits
-            .slice([0..1, n - 1..n, 0..keep])
+        let flat = logits
+            .slice([0..b, n - 1..n, 0..keep])
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| anyhow!("cannot read logits: {e:?}"))
+            .map_err(|e| anyhow!("cannot read logits: {e:?}"))?;
+        Ok(flat.chunks(keep).map(<[f32]>::to_vec).collect())
     }
 
     /// Generates up to `max_new` tokens after `prompt`. `cached` selects the KV cache;
@@ -103,23 +110,66 @@ impl Generator<'_> {
         cached: bool,
         keep_logits: bool,
     ) -> Result<Generation> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(d.seed);
-        let mut window = Window::start(self, prompt, cached)?;
-        let mut out = Generation {
-            tokens: Vec::new(),
-            logits: Vec::new(),
-        };
+        let mut out = self.generate_batch(&[prompt], max_new, &[*d], cached, keep_logits)?;
+        Ok(out.remove(0))
+    }
+
+    /// Generates for several prompts of the same length at once, row `r` decoding with
+    /// `decodings[r]` (its own seeded RNG), as one batch on the device: each step is one forward
+    /// of all rows and one read of their logits, instead of one per row. Every row gets exactly
+    /// what [`generate`](Self::generate) would give it alone (rows never see each other); a row
+    /// that meets end-of-text stops while the others go on.
+    pub fn generate_batch(
+        &self,
+        prompts: &[&[u32]],
+        max_new: usize,
+        decodings: &[Decoding],
+        cached: bool,
+        keep_logits: bool,
+    ) -> Result<Vec<Generation>> {
+        if prompts.len() != decodings.len() {
+            bail!(
+                "{} prompts but {} decodings",
+                prompts.len(),
+                decodings.len()
+            );
+        }
+        let mut rngs: Vec<_> = decodings
+            .iter()
+            .map(|d| rand_chacha::ChaCha8Rng::seed_from_u64(d.seed))
+            .collect();
+        let mut window = Window::start(self, prompts, cached)?;
+        let mut out: Vec<Generation> = prompts
+            .iter()
+            .map(|_| Generation {
+                tokens: Vec::new(),
+                logits: Vec::new(),
+            })
+            .collect();
+        let mut done = vec![false; prompts.len()];
         for i in 0..max_new {
-            let next = pick(&window.logits, d, &mut rng);
-            if keep_logits {
-                out.logits.push(window.logits.clone());
+            let mut next = vec![self.eot; prompts.len()];
+            for r in 0..prompts.len() {
+                if done[r] {
+                    continue;
+                }
+                let tok = pick(&window.logits[r], &decodings[r], &mut rngs[r]);
+                if keep_logits {
+                    out[r].logits.push(window.logits[r].clone());
+                }
+                if tok == self.eot {
+                    done[r] = true;
+                } else {
+                    out[r].tokens.push(tok);
+                    next[r] = tok;
+                }
             }
-            if next == self.eot {
+            if done.iter().all(|&d| d) {
                 break;
             }
-            out.tokens.push(next);
             if i + 1 < max_new {
-                window.push(self, next)?;
+                // A finished row is fed end-of-text; what it computes from then on is ignored.
+                window.push(self, &next)?;
             }
         }
         Ok(out)
@@ -128,10 +178,10 @@ impl Generator<'_> {
     /// The negative log-likelihood (nats) of each token of `continuation` after `prompt`, under
     /// the same context policy as generation: how a judge model scores another model's text.
     pub fn score(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<f64>> {
-        let mut window = Window::start(self, prompt, true)?;
+        let mut window = Window::start(self, &[prompt], true)?;
         let mut nll = Vec::with_capacity(continuation.len());
         for (i, &tok) in continuation.iter().enumerate() {
-            let logits = &window.logits;
+            let logits = &window.logits[0];
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
             let lse = max
                 + logits
@@ -147,34 +197,39 @@ impl Generator<'_> {
             })?;
             nll.push(lse - l as f64);
             if i + 1 < continuation.len() {
-                window.push(self, tok)?;
+                window.push(self, &[tok])?;
             }
         }
         Ok(nll)
     }
 }
 
-/// The tokens the model currently sees, the KV cache over them, and the next-token logits.
+/// The tokens each row currently sees (rows always have the same length, so they share one
+/// window start and one batched KV cache), and each row's next-token logits.
 struct Window {
-    context: Vec<u32>,
+    contexts: Vec<Vec<u32>>,
     start: usize,
     cache: Option<KvCache>,
-    logits: Vec<f32>,
+    logits: Vec<Vec<f32>>,
 }
 
 impl Window {
-    fn start(g: &Generator, prompt: &[u32], cached: bool) -> Result<Self> {
-        if prompt.is_empty() {
+    fn start(g: &Generator, prompts: &[&[u32]], cached: bool) -> Result<Self> {
+        let len = prompts.first().map_or(0, |p| p.len());
+        if len == 0 {
             bail!("the prompt is empty");
         }
+        if prompts.iter().any(|p| p.len() != len) {
+            bail!("a batch of generations needs prompts of one length");
+        }
         let block = g.gpt.shape.block_size;
-        let start = if prompt.len() > block {
-            prompt.len() - (block / 2).max(1)
+        let start = if len > block {
+            len - (block / 2).max(1)
         } else {
             0
         };
         let mut w = Self {
-            context: prompt.to_vec(),
+            contexts: prompts.iter().map(|p| p.to_vec()).collect(),
             start,
             cache: cached.then(|| KvCache::new(g.gpt)),
             logits: Vec::new(),
@@ -185,7 +240,8 @@ impl Window {
 
     /// Runs the whole window (a prefill with the cache, a full forward without).
     fn refill(&mut self, g: &Generator) -> Result<()> {
-        let ids = g.ids(&self.context[self.start..]);
+        let rows: Vec<&[u32]> = self.contexts.iter().map(|c| &c[self.start..]).collect();
+        let ids = g.ids(&rows);
         self.logits = match &mut self.cache {
             Some(cache) => {
                 *cache = KvCache::new(g.gpt);
@@ -196,18 +252,23 @@ impl Window {
         Ok(())
     }
 
-    /// Appends `tok`: one cached step, or — when the window would exceed block_size — a restart
-    /// from the newest block_size / 2 tokens.
-    fn push(&mut self, g: &Generator, tok: u32) -> Result<()> {
-        self.context.push(tok);
+    /// Appends one token to every row: one cached step, or — when the window would exceed
+    /// block_size — a restart from the newest block_size / 2 tokens.
+    fn push(&mut self, g: &Generator, toks: &[u32]) -> Result<()> {
+        for (c, &t) in self.contexts.iter_mut().zip(toks) {
+            c.push(t);
+        }
+        let len = self.contexts[0].len();
         let block = g.gpt.shape.block_size;
-        if self.context.len() - self.start > block {
-            self.start = self.context.len() - (block / 2).max(1);
+        if len - self.start > block {
+            self.start = len - (block / 2).max(1);
             return self.refill(g);
         }
         match &mut self.cache {
             Some(cache) => {
-                self.logits = g.last(g.gpt.forward_cached(g.params, g.ids(&[tok]), cache))?;
+                let step: Vec<[u32; 1]> = toks.iter().map(|&t| [t]).collect();
+                let rows: Vec<&[u32]> = step.iter().map(|t| &t[..]).collect();
+                self.logits = g.last(g.gpt.forward_cached(g.params, g.ids(&rows), cache))?;
                 Ok(())
             }
             None => self.refill(g),
@@ -300,6 +361,73 @@ mod tests {
         assert_eq!(cut, free[..3].to_vec());
     }
 
+    /// A batch gives every row what generating it alone gives: greedy and sampled rows, through
+    /// re-prefills (block 16, 40 new tokens), with one row stopping early at end-of-text.
+    #[test]
+    fn batched_generation_matches_one_at_a_time() {
+        let (gpt, params, device) = tiny();
+        let probe = unbounded(&gpt, &params, &device);
+        let prompts: [&[u32]; 3] = [&[5, 9, 1, 33], &[2, 2, 7, 60], &[40, 3, 12, 8]];
+        let decodings = [
+            GREEDY,
+            Decoding {
+                temperature: 1.0,
+                top_k: 0,
+                seed: 7,
+            },
+            Decoding {
+                temperature: 0.8,
+                top_k: 5,
+                seed: 8,
+            },
+        ];
+        // End-of-text is a token the greedy row produces at step 12, so that row stops early.
+        let free = probe
+            .generate(prompts[0], 40, &GREEDY, true, false)
+            .unwrap();
+        let g = Generator {
+            eot: free.tokens[12],
+            ..probe
+        };
+        for cached in [true, false] {
+            let batch = g
+                .generate_batch(&prompts, 40, &decodings, cached, true)
+                .unwrap();
+            let mut worst = 0.0f64;
+            for (r, got) in batch.iter().enumerate() {
+                let alone = g
+                    .generate(prompts[r], 40, &decodings[r], cached, true)
+                    .unwrap();
+                assert_eq!(got.tokens, alone.tokens, "row {r}, cached {cached}");
+                for (x, y) in got.logits.iter().zip(&alone.logits) {
+                    let scale = y.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+                    let diff = x
+                        .iter()
+                        .zip(y)
+                        .map(|(p, q)| (p - q).abs() as f64)
+                        .fold(0.0, f64::max);
+                    worst = worst.max(diff / scale);
+                }
+            }
+            assert!(batch[0].tokens.len() <= 12, "the greedy row stops early");
+            let lens: Vec<usize> = batch.iter().map(|b| b.tokens.len()).collect();
+            assert!(
+                lens[1].max(lens[2]) > lens[0],
+                "another row goes on: {lens:?}"
+            );
+            println!(
+                "batched vs alone (cached {cached}): lengths {lens:?}, max relative logit error {worst:.3e}"
+            );
+            assert!(worst < 1e-5, "{worst}");
+        }
+        let err = g
+            .generate_batch(&[&[1, 2], &[1, 2, 3]], 4, &[GREEDY, GREEDY], true, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("one length"), "{err}");
+    }
+
     /// The judge's NLL of a continuation equals −log softmax of the uncached logits.
     #[test]
     fn score_is_the_negative_log_likelihood() {
@@ -310,7 +438,10 @@ mod tests {
         let nll = g.score(&prompt, &cont).unwrap();
         for (i, &tok) in cont.iter().enumerate() {
             let ctx: Vec<u32> = prompt.iter().chain(&cont[..i]).copied().collect();
-            let logits = g.last(gpt.forward(&params, g.ids(&ctx), 0.0)).unwrap();
+            let logits = g
+                .last(gpt.forward(&params, g.ids(&[&ctx]), 0.0))
+                .unwrap()
+                .remove(0);
             let lse = logits.iter().map(|&l| (l as f64).exp()).sum::<f64>().ln();
             let want = lse - logits[tok as usize] as f64;
             assert!(

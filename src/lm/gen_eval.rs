@@ -124,11 +124,14 @@ impl GenerationEval {
                 let mut gens: Vec<Vec<u32>> = Vec::new();
                 let mut verdicts = Vec::new();
                 let mut judged: Vec<Vec<f64>> = Vec::new();
+                let mut generated =
+                    generate_rows(&g, &self.prompts, &decodings, self.cfg.generate_tokens)?
+                        .into_iter();
                 for (pid, prompt) in self.prompts.iter().enumerate() {
                     for d in &decodings {
-                        let tokens = g
-                            .generate(prompt, self.cfg.generate_tokens, d, true, false)?
-                            .tokens;
+                        let tokens = generated
+                            .next()
+                            .ok_or_else(|| anyhow::anyhow!("a generation is missing"))?;
                         let full: Vec<u32> = prompt.iter().chain(&tokens).copied().collect();
                         // The checker reads prompt and continuation as one text, so a word split
                         // across the boundary stays whole.
@@ -241,6 +244,38 @@ impl GenerationEval {
         }
         Ok(())
     }
+}
+
+/// Every (prompt, decoding) pair's continuation, prompt-major as the records are written.
+/// Prompts of one length generate together as one batch (one forward and one logits read per
+/// token for the whole batch, which is what makes evaluation cheap on a GPU); a batch gives each
+/// row what generating it alone would.
+fn generate_rows(
+    g: &Generator,
+    prompts: &[Vec<u32>],
+    decodings: &[Decoding],
+    max_new: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let rows: Vec<(&[u32], Decoding)> = prompts
+        .iter()
+        .flat_map(|p| decodings.iter().map(move |d| (p.as_slice(), *d)))
+        .collect();
+    let mut out = vec![Vec::new(); rows.len()];
+    let mut lengths: Vec<usize> = rows.iter().map(|(p, _)| p.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    for len in lengths {
+        let idx: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].0.len() == len)
+            .collect();
+        let batch_prompts: Vec<&[u32]> = idx.iter().map(|&i| rows[i].0).collect();
+        let batch_decodings: Vec<Decoding> = idx.iter().map(|&i| rows[i].1).collect();
+        let gens = g.generate_batch(&batch_prompts, max_new, &batch_decodings, true, false)?;
+        for (i, gen) in idx.into_iter().zip(gens) {
+            out[i] = gen.tokens;
+        }
+    }
+    Ok(out)
 }
 
 fn read_previous_greedy(path: &Path) -> Result<HashMap<(String, usize), Vec<u32>>> {
