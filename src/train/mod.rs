@@ -6,6 +6,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod clip;
 pub mod ema;
+pub mod log_rewind;
 pub mod metrics;
 pub mod schedule;
 pub mod step;

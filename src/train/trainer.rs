@@ -94,7 +94,23 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         }
     };
 
+    // A crash leaves rows after the checkpoint; the steps they describe are about to run again.
+    let mut rewound = Vec::new();
+    if opts.resume_from.is_some() {
+        for name in ["metrics.jsonl", "generations.jsonl"] {
+            let n = super::log_rewind::rewind_jsonl(&opts.run_dir.join(name), state.step)?;
+            if n > 0 {
+                rewound.push(format!(
+                    "resume: dropped {n} line(s) after step {} from {name} (logged after the checkpoint, before the run stopped)",
+                    state.step
+                ));
+            }
+        }
+    }
     let mut log = RunLog::open(&opts.run_dir, state.step, max_steps)?;
+    for line in &rewound {
+        log.line(line)?;
+    }
     if state.step >= max_steps {
         log.line(&format!(
             "nothing to do: the run is at step {} and train.max_steps = {max_steps}; raise it with --set train.max_steps=N",

@@ -204,3 +204,33 @@ fn sigint_finishes_the_step_checkpoints_and_exits_zero() {
     let rows = metrics(&run);
     assert_eq!(rows.last().unwrap()["step"].as_u64().unwrap(), step + 2);
 }
+
+/// A run that died after its last checkpoint (simulated by deleting the newest checkpoint)
+/// resumes from the one before: the rows logged after it are dropped and logged again, once,
+/// with the same values.
+#[test]
+fn a_crashed_run_resumes_without_duplicate_rows() {
+    let s = setup();
+    train(&s, &["train.run_name=crash"]);
+    let run = s.dir.join("runs/crash");
+    let before = metrics(&run);
+    let newest = checkpoint::resolve(&run).unwrap();
+    assert!(newest.ends_with(checkpoint::file_name(12)));
+    std::fs::remove_file(&newest).unwrap();
+    let tok = format!("tokenizer.path={}", s.dir.join("tok.json").display());
+    let out = run_ok(
+        lmtrain()
+            .args(["train", "--resume"])
+            .arg(&run)
+            .args(["--set", &tok]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dropped 4 line(s) after step 8 from metrics.jsonl"),
+        "{stderr}"
+    );
+    let after = metrics(&run);
+    let steps: Vec<u64> = after.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>(), "one row per step");
+    assert_eq!(losses_from(&before, 1), losses_from(&after, 1));
+}
