@@ -25,6 +25,15 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=LMTRAIN_BURN_VERSION={burn}");
+    // MuJoCo (feature `mujoco`): mujoco-rs links libmujoco from MUJOCO_DYNAMIC_LINK_DIR (set in
+    // .cargo/config.toml) but records no run-time search path, so record it here: the binary and
+    // the tests then run without LD_LIBRARY_PATH.
+    if std::env::var_os("CARGO_FEATURE_MUJOCO").is_some() {
+        if let Ok(dir) = std::env::var("MUJOCO_DYNAMIC_LINK_DIR") {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        }
+    }
+    println!("cargo:rerun-if-env-changed=MUJOCO_DYNAMIC_LINK_DIR");
     println!("cargo:rerun-if-changed=Cargo.lock");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");

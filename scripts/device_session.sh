@@ -12,7 +12,8 @@
 #   4. scripts/gpu_bench.sh --quick (lmtrain f32 vs PyTorch eager bf16, configs A and B), or
 #      without --quick (also clip+EMA, PyTorch eager f32 and torch.compile bf16) when named in ONLY
 #   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile)
-#   6. lmtrain bench on A with --dtype flex32
+#   6. lmtrain bench on A and B with --gather-embedding, --bf16-matmuls and both (variants-A/B)
+#   7. lmtrain bench on A with --dtype flex32
 # Everything lands in OUT_DIR: session.log (all output), the run's train.log, metrics.jsonl and
 # generations.jsonl, profile-A.log, profile-B.log and kernel-cache.tar.xz (the filled cache, to
 # carry to a fresh machine). Environment: LMTRAIN, TORCH_BENCH (set by device/run.sh),
@@ -95,6 +96,14 @@ step gpu-bench-full 200 400 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh
 for c in A B; do
   step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
     --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"
+done
+# Issue 6's first two levers, one at a time and together (same shapes, so the cache is warm).
+for c in A B; do
+  for flags in "--gather-embedding" "--bf16-matmuls" "--gather-embedding --bf16-matmuls"; do
+    # shellcheck disable=SC2086
+    step "variants-$c" 40 120 "$LMTRAIN" bench --config "$c" --steps 20 --warmup-steps 10 \
+      --no-clip-ema-line --label "$c${flags// /}" $flags
+  done
 done
 step bench-A-flex32 45 90 "$LMTRAIN" bench --config A --steps 20 --warmup-steps 10 \
   --no-clip-ema-line --dtype flex32 --label A-flex32

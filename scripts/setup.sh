@@ -13,6 +13,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# MuJoCo 3.17.0 and the environments' model files (from PyPI wheels) into third_party/mujoco/,
+# which the default build links against (feature `mujoco`).
+scripts/install_mujoco.sh
+
 echo "setup: building target/release/lmtrain" >&2
 cargo build --release
 

@@ -80,6 +80,13 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// MuJoCo locomotion environments (Gymnasium v4: Walker2d, Hopper, HalfCheetah, Ant,
+    /// Humanoid): replay Gymnasium's recordings step by step, time the step rate.
+    #[cfg(feature = "mujoco")]
+    Env {
+        #[command(subcommand)]
+        command: crate::env::cli::EnvCommand,
+    },
 }
 
 /// Where a model comes from: exactly one of `--checkpoint` and `--hf`.
@@ -235,6 +242,12 @@ pub struct BenchArgs {
     /// or "f16" (weights and optimizer state in that dtype too). GPU only.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Cast the operands of every matmul to bf16 (f32 weights, products back in f32).
+    #[arg(long = "bf16-matmuls")]
+    pub bf16_matmuls: bool,
+    /// Token embedding as a gather (parallel scatter-add backward) instead of burn's embedding op.
+    #[arg(long = "gather-embedding")]
+    pub gather_embedding: bool,
     /// Time every kernel launch and write the per-kernel log to FILE (cubecl's profiler; adds
     /// overhead, so the step times printed with it are not the benchmark's figures).
     #[arg(long, value_name = "FILE")]
@@ -333,6 +346,8 @@ pub fn run() -> Result<()> {
                     windows,
                 },
         }) => data_bench_command(&config, &set, windows),
+        #[cfg(feature = "mujoco")]
+        Some(Command::Env { command }) => crate::env::cli::run(command),
     }
 }
 
@@ -431,6 +446,10 @@ fn bench_command(a: BenchArgs) -> Result<()> {
             label: a.label.clone(),
             seed: 1337,
             dtype: a.dtype.clone(),
+            compute: crate::model::Compute {
+                bf16_matmuls: a.bf16_matmuls,
+                gather_embedding: a.gather_embedding,
+            },
         };
         let r = run_bench(&o, &chosen.device)?;
         println!("{}", result_line(&o, &r, backend));

@@ -283,15 +283,7 @@ mod tests {
     use crate::model::GptShape;
 
     fn tiny() -> (Gpt, Vec<Tensor<1>>, Device) {
-        let gpt = Gpt::new(GptShape {
-            n_layer: 2,
-            n_head: 2,
-            n_embd: 32,
-            block_size: 16,
-            vocab_size: 64,
-            dropout: 0.0,
-            activation: Default::default(),
-        });
+        let gpt = Gpt::new(GptShape::tiny());
         let device = Device::flex();
         // Larger-than-init weights so that logits are far from uniform and greedy has margin.
         let mut host = gpt.init(3);

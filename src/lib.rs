@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+#[cfg(feature = "mujoco")]
+pub mod env;
 pub mod eval;
 pub mod fsutil;
 pub mod generate;

@@ -61,6 +61,8 @@ pub struct BenchOptions {
     pub seed: u64,
     /// The device's float dtype, as given to `--dtype` (for the RESULT line).
     pub dtype: String,
+    /// How the model computes (bf16 matmul operands, gather embedding).
+    pub compute: crate::model::Compute,
 }
 
 #[derive(Clone, Debug)]
@@ -142,7 +144,8 @@ fn scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
 
 pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let cfg = bench_config(o);
-    let gpt = Gpt::new(GptShape::from(&cfg.model));
+    let mut gpt = Gpt::new(GptShape::from(&cfg.model));
+    gpt.compute = o.compute;
     let specs = gpt.specs().to_vec();
     let params_n = count(&specs);
     let mut task = PermutationTask::new(gpt, o.shape.batch, o.seed);
@@ -209,7 +212,7 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
     format!(
-        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2}",
+        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} bf16_matmuls={} gather_embedding={}",
         o.dtype,
         o.label,
         s.layers,
@@ -227,6 +230,8 @@ pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
         r.loss_last,
         u8::from(o.clip_and_ema),
         r.first_step_ms,
-        r.reserved_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64
+        r.reserved_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+        u8::from(o.compute.bf16_matmuls),
+        u8::from(o.compute.gather_embedding)
     )
 }

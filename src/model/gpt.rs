@@ -8,7 +8,7 @@
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::module::{embedding, layer_norm, linear};
-use burn::tensor::{Bool, Distribution, Int, Tensor};
+use burn::tensor::{Bool, Distribution, FloatDType, Int, Tensor};
 use rand::SeedableRng;
 
 use super::activation::Activation;
@@ -54,6 +54,39 @@ impl From<&ModelConfig> for GptShape {
 pub struct Gpt {
     pub shape: GptShape,
     specs: Vec<ParamSpec>,
+    /// How the forward pass computes (the same function either way, up to rounding).
+    pub compute: Compute,
+}
+
+/// Alternative ways to compute the same forward pass, for speed on the GPU. The defaults are
+/// burn's plain ops; each alternative is checked against them in tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compute {
+    /// The operands of every matmul (the linears, QKᵀ and AV, the LM head) cast to bf16, the
+    /// products cast back to f32; weights, biases, LayerNorm, softmax and the loss stay f32, and
+    /// gradients come back to the f32 weights through the casts. Tensor cores run bf16 at
+    /// several times their TF32 rate.
+    pub bf16_matmuls: bool,
+    /// The token embedding as a `gather`, whose backward is a parallel scatter-add, instead of
+    /// burn's embedding op, whose backward is one `select_assign` kernel looping over every
+    /// token serially.
+    pub gather_embedding: bool,
+}
+
+#[cfg(test)]
+impl GptShape {
+    /// The small shape unit tests use: 2 layers, 2 heads, width 32, context 16, vocabulary 64.
+    pub fn tiny() -> Self {
+        Self {
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 32,
+            block_size: 16,
+            vocab_size: 64,
+            dropout: 0.0,
+            activation: Default::default(),
+        }
+    }
 }
 
 /// Per-block parameter offsets, in Hugging Face order.
@@ -98,7 +131,44 @@ impl Gpt {
         }
         specs.push(ParamSpec::new("transformer.ln_f.weight", &[c]));
         specs.push(ParamSpec::new("transformer.ln_f.bias", &[c]));
-        Self { shape, specs }
+        Self {
+            shape,
+            specs,
+            compute: Compute::default(),
+        }
+    }
+
+    /// `a @ b`, in bf16 when [`Compute::bf16_matmuls`] is set.
+    fn mm<const D: usize>(&self, a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+        if self.compute.bf16_matmuls {
+            a.cast(FloatDType::BF16)
+                .matmul(b.cast(FloatDType::BF16))
+                .cast(FloatDType::F32)
+        } else {
+            a.matmul(b)
+        }
+    }
+
+    /// `x @ w + b`; with bf16 matmuls the bias is added in f32 after the product.
+    fn lin(&self, x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
+        if self.compute.bf16_matmuls {
+            let y = linear(x.cast(FloatDType::BF16), w.cast(FloatDType::BF16), None);
+            y.cast(FloatDType::F32) + b.unsqueeze::<3>()
+        } else {
+            linear(x, w, Some(b))
+        }
+    }
+
+    /// The token embedding rows of `idx` `[b, n]` → `[b, n, c]`.
+    fn embed(&self, wte: Tensor<2>, idx: Tensor<2, Int>) -> Tensor<3> {
+        if self.compute.gather_embedding {
+            let [b, n] = idx.dims();
+            let c = self.shape.n_embd;
+            let rows = idx.reshape([b * n, 1]).expand([b * n, c]);
+            wte.gather(0, rows).reshape([b, n, c])
+        } else {
+            embedding(wte, idx)
+        }
     }
 
     pub fn specs(&self) -> &[ParamSpec] {
@@ -167,7 +237,7 @@ impl Gpt {
         let total = start + n;
         let wte = self.mat(p, 0);
         let wpe = self.mat(p, 1);
-        let tok = embedding(wte.clone(), idx);
+        let tok = self.embed(wte.clone(), idx);
         let pos = wpe.narrow(0, start, n).unsqueeze::<3>();
         let mut x = apply_dropout(tok + pos, dropout);
         // Query i (absolute position start + i) may not see keys after it; a single new token
@@ -193,15 +263,15 @@ impl Gpt {
                 Some(p[base + blk::LN2_B].clone()),
                 LN_EPS,
             );
-            let h = self.shape.activation.apply(linear(
+            let h = self.shape.activation.apply(self.lin(
                 h,
                 self.mat(p, base + blk::FC_W),
-                Some(p[base + blk::FC_B].clone()),
+                p[base + blk::FC_B].clone(),
             ));
-            let h = linear(
+            let h = self.lin(
                 h,
                 self.mat(p, base + blk::FC2_W),
-                Some(p[base + blk::FC2_B].clone()),
+                p[base + blk::FC2_B].clone(),
             );
             x = x + apply_dropout(h, dropout);
         }
@@ -210,8 +280,7 @@ impl Gpt {
         }
         let np = p.len();
         let x = layer_norm(x, p[np - 2].clone(), Some(p[np - 1].clone()), LN_EPS);
-        x.reshape([b * n, c])
-            .matmul(wte.transpose())
+        self.mm(x.reshape([b * n, c]), wte.transpose())
             .reshape([b, n, v])
     }
 
@@ -227,10 +296,10 @@ impl Gpt {
         let [b, t, c] = h.dims();
         let nh = self.shape.n_head;
         let hd = c / nh;
-        let qkv = linear(
+        let qkv = self.lin(
             h,
             self.mat(p, base + blk::ATTN_W),
-            Some(p[base + blk::ATTN_B].clone()),
+            p[base + blk::ATTN_B].clone(),
         );
         let heads = |part: usize| {
             qkv.clone()
@@ -243,19 +312,19 @@ impl Gpt {
             k = cached.append_keys(k);
             v = cached.append_values(v);
         }
-        let mut scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+        let mut scores = self.mm(q, k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
         if let Some(mask) = mask {
             scores = scores.mask_fill(mask, f32::NEG_INFINITY);
         }
         let att = softmax(scores, 3);
-        let y = apply_dropout(att, dropout)
-            .matmul(v)
+        let y = self
+            .mm(apply_dropout(att, dropout), v)
             .swap_dims(1, 2)
             .reshape([b, t, c]);
-        let y = linear(
+        let y = self.lin(
             y,
             self.mat(p, base + blk::PROJ_W),
-            Some(p[base + blk::PROJ_B].clone()),
+            p[base + blk::PROJ_B].clone(),
         );
         apply_dropout(y, dropout)
     }

@@ -48,3 +48,27 @@ fn bench_prints_reference_result_lines() {
         }
     }
 }
+
+/// The speed alternatives of the model run through the same bench and say so on the RESULT line.
+#[test]
+fn bench_runs_the_compute_alternatives() {
+    let out = run_ok(lmtrain().args([
+        "bench",
+        "--steps",
+        "2",
+        "--warmup-steps",
+        "1",
+        "--device",
+        "cpu",
+        "--no-clip-ema-line",
+        "--bf16-matmuls",
+        "--gather-embedding",
+    ]));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .expect("a RESULT line");
+    assert!(line.contains("bf16_matmuls=1 gather_embedding=1"), "{line}");
+    assert!(!line.contains("loss_last=NaN"), "{line}");
+}

@@ -3,6 +3,10 @@
 mod bench_cli;
 mod cli_errors;
 mod common;
+#[cfg(feature = "mujoco")]
+mod env_api;
+#[cfg(feature = "mujoco")]
+mod env_replay;
 mod fixture;
 mod generation_eval;
 mod interop;

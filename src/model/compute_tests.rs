@@ -1,0 +1,87 @@
+//! The [`Compute`] alternatives against burn's plain ops on the CPU: the same loss and the same
+//! gradients for the gather embedding (up to float rounding), and close ones for bf16 matmuls
+//! (bf16 keeps 8 bits of mantissa, so about 3 significant digits).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::gpt::{Compute, Gpt, GptShape};
+use super::params::upload;
+
+fn model(compute: Compute) -> (Gpt, Vec<Tensor<1>>, Device) {
+    let mut gpt = Gpt::new(GptShape::tiny());
+    gpt.compute = compute;
+    let device = Device::flex();
+    let params = upload(gpt.specs(), &gpt.init(11), &device).unwrap();
+    (gpt, params, device)
+}
+
+/// Loss and every parameter's gradient, flattened, on a fixed batch with repeated tokens (so
+/// the embedding backward has rows that several positions add into).
+fn loss_and_grads(compute: Compute) -> (f64, Vec<Vec<f32>>) {
+    let (gpt, params, device) = model(compute);
+    let ids: Vec<i64> = (0..2 * 16).map(|i| (i * 7 % 13) as i64).collect();
+    let targets: Vec<i64> = (0..2 * 16).map(|i| ((i * 5 + 3) % 64) as i64).collect();
+    let idx = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 16]), &device);
+    let tgt = Tensor::<2, Int>::from_data(TensorData::new(targets, [2, 16]), &device);
+    let tracked: Vec<Tensor<1>> = params
+        .iter()
+        .map(|p| p.clone().autodiff().require_grad())
+        .collect();
+    let loss = gpt.loss(&tracked, idx.autodiff(), tgt.autodiff(), 0.0);
+    let grads = loss.backward();
+    let g = tracked
+        .iter()
+        .map(|p| {
+            p.grad(&grads)
+                .expect("every parameter gets a gradient")
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        })
+        .collect();
+    let l: f32 = loss.inner().into_scalar();
+    (l as f64, g)
+}
+
+/// Max over parameters of ‖a − b‖ / ‖b‖.
+fn worst_relative(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let diff: f64 = x.iter().zip(y).map(|(p, q)| ((p - q) as f64).powi(2)).sum();
+            let norm: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum();
+            (diff / norm.max(1e-30)).sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn gather_embedding_matches_the_embedding_op() {
+    let (l0, g0) = loss_and_grads(Compute::default());
+    let (l1, g1) = loss_and_grads(Compute {
+        gather_embedding: true,
+        ..Compute::default()
+    });
+    let worst = worst_relative(&g1, &g0);
+    println!("gather embedding: loss {l1} vs {l0}, worst gradient relative error {worst:.2e}");
+    assert!((l1 - l0).abs() < 1e-6 * l0.abs(), "{l1} vs {l0}");
+    assert!(worst < 1e-5, "{worst}");
+}
+
+#[test]
+fn bf16_matmuls_stay_close_to_f32() {
+    let (l0, g0) = loss_and_grads(Compute::default());
+    let (l1, g1) = loss_and_grads(Compute {
+        bf16_matmuls: true,
+        ..Compute::default()
+    });
+    let worst = worst_relative(&g1, &g0);
+    println!("bf16 matmuls: loss {l1} vs {l0}, worst gradient relative error {worst:.2e}");
+    // Different (the casts are real) but close: bf16 rounds at about 4e-3 relative.
+    assert!(
+        l1 != l0 || worst > 0.0,
+        "bf16 changed nothing: the casts are not applied"
+    );
+    assert!((l1 - l0).abs() < 1e-2 * l0.abs(), "{l1} vs {l0}");
+    assert!(worst < 5e-2, "{worst}");
+}
