@@ -3,10 +3,11 @@
 //! state_vector()[2:] leaves (-100, 100), the height drops to 0.7 or the angle leaves (-0.2, 0.2).
 
 use super::noise::VelNoise;
-use super::numpy::weighted_square_sum_f32;
 use super::sim::Sim;
-use super::task::{push_clipped_velocities, push_positions, root_x, Outcome, Task, Transition};
-use super::RewardTerms;
+use super::task::{
+    planar_walker_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
+    Transition,
+};
 
 pub struct Hopper;
 
@@ -32,10 +33,6 @@ impl Task for Hopper {
     }
 
     fn outcome(&self, sim: &Sim, t: &Transition) -> Outcome {
-        let x_velocity = (t.after[0] - t.before[0]) / t.dt;
-        let forward = FORWARD_WEIGHT * x_velocity;
-        let ctrl_cost = weighted_square_sum_f32(CTRL_COST_WEIGHT, t.action);
-        let healthy = HEALTHY_REWARD;
         let (qpos, qvel) = (sim.qpos(), sim.qvel());
         let (z, angle) = (qpos[1], qpos[2]);
         // state_vector() = [qpos, qvel]; [2:] skips x and z.
@@ -45,16 +42,12 @@ impl Task for Hopper {
             .all(|&s| -100.0 < s && s < 100.0);
         let healthy_z = 0.7 < z && z < f64::INFINITY;
         let healthy_angle = -0.2 < angle && angle < 0.2;
-        Outcome {
-            reward: (forward + healthy) - ctrl_cost,
-            terms: RewardTerms {
-                forward,
-                healthy,
-                ctrl_cost,
-                contact_cost: 0.0,
-            },
-            unhealthy: !(healthy_state && healthy_z && healthy_angle),
-            info: vec![("x_position", t.after[0]), ("x_velocity", x_velocity)],
-        }
+        planar_walker_outcome(
+            t,
+            FORWARD_WEIGHT,
+            CTRL_COST_WEIGHT,
+            HEALTHY_REWARD,
+            !(healthy_state && healthy_z && healthy_angle),
+        )
     }
 }

@@ -27,6 +27,33 @@ pub struct Outcome {
     pub info: Vec<(&'static str, f64)>,
 }
 
+/// Hopper's and Walker2d's reward (their v4 files share it): forward_weight · ẋ + healthy_reward
+/// − ctrl_weight · |action|², summed in Gymnasium's order, with x position and velocity as `info`.
+pub fn planar_walker_outcome(
+    t: &Transition,
+    forward_weight: f64,
+    ctrl_weight: f64,
+    healthy_reward: f64,
+    unhealthy: bool,
+) -> Outcome {
+    let x_velocity = (t.after[0] - t.before[0]) / t.dt;
+    let forward = forward_weight * x_velocity;
+    let ctrl_cost = super::numpy::weighted_square_sum_f32(ctrl_weight, t.action);
+    // terminate_when_unhealthy=True: the healthy reward is paid on every step.
+    let healthy = healthy_reward;
+    Outcome {
+        reward: (forward + healthy) - ctrl_cost,
+        terms: RewardTerms {
+            forward,
+            healthy,
+            ctrl_cost,
+            contact_cost: 0.0,
+        },
+        unhealthy,
+        info: vec![("x_position", t.after[0]), ("x_velocity", x_velocity)],
+    }
+}
+
 pub trait Task: Send + 'static {
     /// The Gymnasium id.
     const ID: &'static str;

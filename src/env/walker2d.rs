@@ -3,10 +3,11 @@
 //! (0.8, 2.0) or its angle leaves (-1, 1).
 
 use super::noise::VelNoise;
-use super::numpy::weighted_square_sum_f32;
 use super::sim::Sim;
-use super::task::{push_clipped_velocities, push_positions, root_x, Outcome, Task, Transition};
-use super::RewardTerms;
+use super::task::{
+    planar_walker_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
+    Transition,
+};
 
 pub struct Walker2d;
 
@@ -33,23 +34,14 @@ impl Task for Walker2d {
     }
 
     fn outcome(&self, sim: &Sim, t: &Transition) -> Outcome {
-        let x_velocity = (t.after[0] - t.before[0]) / t.dt;
-        let forward = FORWARD_WEIGHT * x_velocity;
-        let ctrl_cost = weighted_square_sum_f32(CTRL_COST_WEIGHT, t.action);
-        // terminate_when_unhealthy=True: the healthy reward is paid on every step.
-        let healthy = HEALTHY_REWARD;
         let (z, angle) = (sim.qpos()[1], sim.qpos()[2]);
         let is_healthy = 0.8 < z && z < 2.0 && -1.0 < angle && angle < 1.0;
-        Outcome {
-            reward: (forward + healthy) - ctrl_cost,
-            terms: RewardTerms {
-                forward,
-                healthy,
-                ctrl_cost,
-                contact_cost: 0.0,
-            },
-            unhealthy: !is_healthy,
-            info: vec![("x_position", t.after[0]), ("x_velocity", x_velocity)],
-        }
+        planar_walker_outcome(
+            t,
+            FORWARD_WEIGHT,
+            CTRL_COST_WEIGHT,
+            HEALTHY_REWARD,
+            !is_healthy,
+        )
     }
 }
