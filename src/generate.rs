@@ -118,7 +118,7 @@ impl Generator<'_> {
     /// `decodings[r]` (its own seeded RNG), as one batch on the device: each step is one forward
     /// of all rows and one read of their logits, instead of one per row. Every row gets exactly
     /// what [`generate`](Self::generate) would give it alone (rows never see each other); a row
-    /// that meets end-of-text stops while the others go on.
+    /// that meets end-of-text leaves the batch while the others go on.
     pub fn generate_batch(
         &self,
         prompts: &[&[u32]],
@@ -146,31 +146,31 @@ impl Generator<'_> {
                 logits: Vec::new(),
             })
             .collect();
-        let mut done = vec![false; prompts.len()];
+        // active[w] is the prompt that row w of the window generates for.
+        let mut active: Vec<usize> = (0..prompts.len()).collect();
         for i in 0..max_new {
-            let mut next = vec![self.eot; prompts.len()];
-            for r in 0..prompts.len() {
-                if done[r] {
-                    continue;
-                }
-                let tok = pick(&window.logits[r], &decodings[r], &mut rngs[r]);
+            let mut still = Vec::with_capacity(active.len());
+            let mut next = Vec::with_capacity(active.len());
+            for (w, &r) in active.iter().enumerate() {
+                let tok = pick(&window.logits[w], &decodings[r], &mut rngs[r]);
                 if keep_logits {
-                    out[r].logits.push(window.logits[r].clone());
+                    out[r].logits.push(window.logits[w].clone());
                 }
-                if tok == self.eot {
-                    done[r] = true;
-                } else {
+                if tok != self.eot {
                     out[r].tokens.push(tok);
-                    next[r] = tok;
+                    still.push(w);
+                    next.push(tok);
                 }
             }
-            if done.iter().all(|&d| d) {
+            if still.is_empty() || i + 1 == max_new {
                 break;
             }
-            if i + 1 < max_new {
-                // A finished row is fed end-of-text; what it computes from then on is ignored.
-                window.push(self, &next)?;
+            if still.len() < active.len() {
+                // Finished rows leave the batch, so they cost nothing from here on.
+                window.keep_rows(self, &still);
+                active = still.iter().map(|&w| active[w]).collect();
             }
+            window.push(self, &next)?;
         }
         Ok(out)
     }
@@ -250,6 +250,19 @@ impl Window {
             None => g.last(g.gpt.forward(g.params, ids, 0.0))?,
         };
         Ok(())
+    }
+
+    /// Keeps only the rows `rows` (window indices, in order) of the contexts, logits and cache.
+    fn keep_rows(&mut self, g: &Generator, rows: &[usize]) {
+        self.contexts = rows.iter().map(|&w| self.contexts[w].clone()).collect();
+        self.logits = rows.iter().map(|&w| self.logits[w].clone()).collect();
+        if let Some(cache) = &mut self.cache {
+            let idx: Vec<i64> = rows.iter().map(|&w| w as i64).collect();
+            cache.keep_rows(Tensor::from_data(
+                TensorData::new(idx, [rows.len()]),
+                g.device,
+            ));
+        }
     }
 
     /// Appends one token to every row: one cached step, or — when the window would exceed

@@ -393,6 +393,18 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Keeps only the batch rows `rows` (in that order), so that finished generations stop
+    /// costing compute.
+    pub fn keep_rows(&mut self, rows: Tensor<1, Int>) {
+        for layer in &mut self.layers {
+            for slot in [&mut layer.k, &mut layer.v] {
+                if let Some(t) = slot.take() {
+                    *slot = Some(t.select(0, rows.clone()));
+                }
+            }
+        }
+    }
+
     pub fn new(gpt: &Gpt) -> Self {
         Self {
             layers: vec![LayerKv::default(); gpt.shape.n_layer],
