@@ -309,6 +309,22 @@ mod tests {
         (gpt, params, device)
     }
 
+    /// Over steps, the largest |x − y| relative to the step's largest |y|.
+    fn max_relative_error(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| {
+                let scale = y.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+                let diff = x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q).abs() as f64)
+                    .fold(0.0, f64::max);
+                diff / scale
+            })
+            .fold(0.0, f64::max)
+    }
+
     const GREEDY: Decoding = Decoding {
         temperature: 0.0,
         top_k: 0,
@@ -338,16 +354,7 @@ mod tests {
         let b = g.generate(&prompt, 48, &d, false, true).unwrap();
         assert_eq!(a.tokens.len(), 48);
         assert_eq!(a.tokens, b.tokens);
-        let mut worst = 0.0f64;
-        for (x, y) in a.logits.iter().zip(&b.logits) {
-            let scale = y.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-            let diff = x
-                .iter()
-                .zip(y)
-                .map(|(p, q)| (p - q).abs() as f64)
-                .fold(0.0, f64::max);
-            worst = worst.max(diff / scale);
-        }
+        let worst = max_relative_error(&a.logits, &b.logits);
         println!("cached vs uncached logits: max relative error {worst:.3e}");
         assert!(worst < 1e-5, "{worst}");
     }
@@ -404,15 +411,7 @@ mod tests {
                     .generate(prompts[r], 40, &decodings[r], cached, true)
                     .unwrap();
                 assert_eq!(got.tokens, alone.tokens, "row {r}, cached {cached}");
-                for (x, y) in got.logits.iter().zip(&alone.logits) {
-                    let scale = y.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-                    let diff = x
-                        .iter()
-                        .zip(y)
-                        .map(|(p, q)| (p - q).abs() as f64)
-                        .fold(0.0, f64::max);
-                    worst = worst.max(diff / scale);
-                }
+                worst = worst.max(max_relative_error(&got.logits, &alone.logits));
             }
             assert!(batch[0].tokens.len() <= 12, "the greedy row stops early");
             let lens: Vec<usize> = batch.iter().map(|b| b.tokens.len()).collect();

@@ -6,10 +6,8 @@
 use anyhow::Result;
 
 use super::noise::VelNoise;
-use super::numpy::weighted_square_sum_f32;
 use super::sim::Sim;
-use super::task::{push_positions, Outcome, Task, Transition};
-use super::RewardTerms;
+use super::task::{forward_healthy_outcome, push_positions, Outcome, Task, Transition};
 
 #[derive(Default)]
 pub struct Ant {
@@ -46,36 +44,27 @@ impl Task for Ant {
     }
 
     fn outcome(&self, sim: &Sim, t: &Transition) -> Outcome {
-        let x_velocity = (t.after[0] - t.before[0]) / t.dt;
-        let y_velocity = (t.after[1] - t.before[1]) / t.dt;
-        let forward = x_velocity;
-        let healthy = HEALTHY_REWARD;
-        let ctrl_cost = weighted_square_sum_f32(CTRL_COST_WEIGHT, t.action);
         let (qpos, qvel) = (sim.qpos(), sim.qvel());
         let finite = qpos.iter().chain(qvel).all(|s| s.is_finite());
         let is_healthy = finite && 0.2 <= qpos[2] && qpos[2] <= 1.0;
+        // forward_reward_weight is not a kwarg of Ant-v4: the forward reward is ẋ itself.
+        let mut o = forward_healthy_outcome(t, 1.0, CTRL_COST_WEIGHT, HEALTHY_REWARD, !is_healthy);
+        let x_velocity = (t.after[0] - t.before[0]) / t.dt;
+        let y_velocity = (t.after[1] - t.before[1]) / t.dt;
         let [x, y] = t.after;
-        Outcome {
-            reward: (forward + healthy) - ctrl_cost,
-            terms: RewardTerms {
-                forward,
-                healthy,
-                ctrl_cost,
-                contact_cost: 0.0,
-            },
-            unhealthy: !is_healthy,
-            info: vec![
-                ("reward_forward", forward),
-                ("reward_ctrl", -ctrl_cost),
-                ("reward_survive", healthy),
-                ("x_position", x),
-                ("y_position", y),
-                ("distance_from_origin", norm2(x, y)),
-                ("x_velocity", x_velocity),
-                ("y_velocity", y_velocity),
-                ("forward_reward", forward),
-            ],
-        }
+        let (forward, healthy, ctrl_cost) = (o.terms.forward, o.terms.healthy, o.terms.ctrl_cost);
+        o.info = vec![
+            ("reward_forward", forward),
+            ("reward_ctrl", -ctrl_cost),
+            ("reward_survive", healthy),
+            ("x_position", x),
+            ("y_position", y),
+            ("distance_from_origin", norm2(x, y)),
+            ("x_velocity", x_velocity),
+            ("y_velocity", y_velocity),
+            ("forward_reward", forward),
+        ];
+        o
     }
 }
 

@@ -5,7 +5,7 @@
 use super::noise::VelNoise;
 use super::sim::Sim;
 use super::task::{
-    planar_walker_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
+    forward_healthy_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
     Transition,
 };
 
@@ -42,7 +42,7 @@ impl Task for Hopper {
             .all(|&s| -100.0 < s && s < 100.0);
         let healthy_z = 0.7 < z && z < f64::INFINITY;
         let healthy_angle = -0.2 < angle && angle < 0.2;
-        planar_walker_outcome(
+        forward_healthy_outcome(
             t,
             FORWARD_WEIGHT,
             CTRL_COST_WEIGHT,

@@ -27,9 +27,10 @@ pub struct Outcome {
     pub info: Vec<(&'static str, f64)>,
 }
 
-/// Hopper's and Walker2d's reward (their v4 files share it): forward_weight · ẋ + healthy_reward
-/// − ctrl_weight · |action|², summed in Gymnasium's order, with x position and velocity as `info`.
-pub fn planar_walker_outcome(
+/// The reward Hopper, Walker2d and Ant share in their v4 files: forward_weight · ẋ +
+/// healthy_reward − ctrl_weight · |action|², summed in Gymnasium's order, with x position and
+/// velocity as `info` (Ant replaces the `info`).
+pub fn forward_healthy_outcome(
     t: &Transition,
     forward_weight: f64,
     ctrl_weight: f64,

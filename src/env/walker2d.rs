@@ -5,7 +5,7 @@
 use super::noise::VelNoise;
 use super::sim::Sim;
 use super::task::{
-    planar_walker_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
+    forward_healthy_outcome, push_clipped_velocities, push_positions, root_x, Outcome, Task,
     Transition,
 };
 
@@ -36,7 +36,7 @@ impl Task for Walker2d {
     fn outcome(&self, sim: &Sim, t: &Transition) -> Outcome {
         let (z, angle) = (sim.qpos()[1], sim.qpos()[2]);
         let is_healthy = 0.8 < z && z < 2.0 && -1.0 < angle && angle < 1.0;
-        planar_walker_outcome(
+        forward_healthy_outcome(
             t,
             FORWARD_WEIGHT,
             CTRL_COST_WEIGHT,
