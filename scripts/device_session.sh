@@ -6,13 +6,16 @@
 #   bash device/run.sh bash scripts/device_session.sh OUT_DIR [BUDGET_SECONDS]
 #
 # Steps (each skipped when too little of the budget is left, each under its own timeout):
+#   0. lmtrain check-ops --shapes gpu: every fused op against burn's plain ops on the GPU
 #   1. the card, and the data pipeline alone on all cores (lmtrain data bench)
 #   2. lmtrain warmup for a TinyStories-class run (cold kernel cache)
 #   3. that run for a few hundred steps with device = "auto" (warm cache: first-step time)
-#   4. scripts/gpu_bench.sh --quick (lmtrain f32 vs PyTorch eager bf16, configs A and B), or
-#      without --quick (also clip+EMA, PyTorch eager f32 and torch.compile bf16) when named in ONLY
-#   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile)
-#   6. lmtrain bench on A and B with --gather-embedding, --bf16-matmuls and both (variants-A/B)
+#   4. scripts/gpu_bench.sh --quick (lmtrain plain f32 and --fused vs PyTorch eager bf16, configs
+#      A and B), or without --quick (also clip+EMA, PyTorch eager f32 and torch.compile bf16)
+#      when named in ONLY
+#   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile), plain and --fused
+#      (profile-A, profile-B, profile-fused-A, profile-fused-B)
+#   6. lmtrain bench on A and B with each speed flag alone, then all (variants-A/B)
 #   7. lmtrain bench on A with --dtype flex32
 # Everything lands in OUT_DIR: session.log (all output), the run's train.log, metrics.jsonl and
 # generations.jsonl, profile-A.log, profile-B.log and kernel-cache.tar.xz (the filled cache, to
@@ -83,6 +86,7 @@ if [ -n "${CARRIED_CACHE:-}" ]; then
 fi
 say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
+step check-ops 60 120 "$LMTRAIN" check-ops --shapes gpu
 step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000
 step warmup 200 150 "$LMTRAIN" warmup --config configs/tinystories.toml "${run_set[@]}"
 step train 150 170 "$LMTRAIN" --config configs/tinystories.toml "${run_set[@]}"
@@ -97,9 +101,14 @@ for c in A B; do
   step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
     --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"
 done
-# Issue 6's first two levers, one at a time and together (same shapes, so the cache is warm).
 for c in A B; do
-  for flags in "--gather-embedding" "--bf16-matmuls" "--gather-embedding --bf16-matmuls"; do
+  step "profile-fused-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
+    --no-clip-ema-line --fused --label "$c-fused-profile" --profile "$out/profile-fused-$c.log"
+done
+# Issue 6's levers, one at a time, then together (same shapes, so much of the cache is warm).
+for c in A B; do
+  for flags in "--fused-attention" "--fused-layer-norm" "--fused-cross-entropy" \
+    "--gather-embedding" "--bf16-matmuls" "--fused" "--fused --bf16-matmuls"; do
     # shellcheck disable=SC2086
     step "variants-$c" 40 120 "$LMTRAIN" bench --config "$c" --steps 20 --warmup-steps 10 \
       --no-clip-ema-line --label "$c${flags// /}" $flags
@@ -109,5 +118,5 @@ step bench-A-flex32 45 90 "$LMTRAIN" bench --config A --steps 20 --warmup-steps 
   --no-clip-ema-line --dtype flex32 --label A-flex32
 tar -C "$(dirname "$LMTRAIN_KERNEL_CACHE")" -cJf "$out/kernel-cache.tar.xz" \
   "$(basename "$LMTRAIN_KERNEL_CACHE")" 2>>"$log" && say "kernel cache: $(du -sh "$LMTRAIN_KERNEL_CACHE" | cut -f1) ($(du -h "$out/kernel-cache.tar.xz" | cut -f1) packed)"
-grep -E '^(RESULT|RATIO)' "$log"
+grep -E '^(CHECK|RESULT|LOSSCHECK|BEST|RATIO)' "$log"
 say "done"

@@ -66,6 +66,10 @@ pub enum Command {
     /// Time lmtrain's training step on the PyTorch reference's model shapes and print
     /// `RESULT key=value` lines (first with clipping and EMA off, as the reference, then on).
     Bench(BenchArgs),
+    /// Check every fused op (attention, LayerNorm, cross-entropy) against the same function
+    /// composed of burn's plain ops on the chosen device: outputs and gradients on random
+    /// inputs, one `CHECK` line each with max|fused − plain|/max|plain|; fails over the bound.
+    CheckOps(CheckOpsArgs),
     /// Fill the GPU kernel cache for a config ahead of its run: a throw-away run of a few
     /// training steps, one validation and one generation evaluation on the chosen device, so
     /// that kernel compilation and autotuning happen now. The cache is $LMTRAIN_KERNEL_CACHE
@@ -248,10 +252,41 @@ pub struct BenchArgs {
     /// Token embedding as a gather (parallel scatter-add backward) instead of burn's embedding op.
     #[arg(long = "gather-embedding")]
     pub gather_embedding: bool,
+    /// Attention as one op with a recomputing backward (no score matrix kept for backward).
+    #[arg(long = "fused-attention")]
+    pub fused_attention: bool,
+    /// LayerNorm as one op with a closed-form backward.
+    #[arg(long = "fused-layer-norm")]
+    pub fused_layer_norm: bool,
+    /// The loss as one op whose backward is softmax − one-hot.
+    #[arg(long = "fused-cross-entropy")]
+    pub fused_cross_entropy: bool,
+    /// All of --gather-embedding, --fused-attention, --fused-layer-norm, --fused-cross-entropy.
+    #[arg(long)]
+    pub fused: bool,
     /// Time every kernel launch and write the per-kernel log to FILE (cubecl's profiler; adds
     /// overhead, so the step times printed with it are not the benchmark's figures).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckOpsArgs {
+    /// "auto", "cpu", "cuda" or "cuda:N".
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Input sizes: "small" (odd sizes, quick) or "gpu" (GPT-2-small-like: T 256, width 768,
+    /// vocabulary 50304).
+    #[arg(long, default_value = "small")]
+    pub shapes: String,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Bound for the f32 ops (on the GPU both sides use TF32 matmuls, so ~1e-3 is expected).
+    #[arg(long, default_value_t = 1e-2)]
+    pub max_rel_f32: f64,
+    /// Bound for the bf16 variant.
+    #[arg(long, default_value_t = 5e-2)]
+    pub max_rel_bf16: f64,
 }
 
 #[derive(Args, Debug)]
@@ -323,6 +358,15 @@ pub fn run() -> Result<()> {
         Some(Command::Logits(args)) => logits_command(args),
         Some(Command::Tokenizer(args)) => tokenizer_command(args),
         Some(Command::Bench(args)) => bench_command(args),
+        Some(Command::CheckOps(a)) => {
+            crate::bench::check_ops::run(&crate::bench::check_ops::CheckOpsOptions {
+                device: a.device,
+                shapes: a.shapes,
+                seed: a.seed,
+                max_rel_f32: a.max_rel_f32,
+                max_rel_bf16: a.max_rel_bf16,
+            })
+        }
         Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Data {
@@ -448,7 +492,10 @@ fn bench_command(a: BenchArgs) -> Result<()> {
             dtype: a.dtype.clone(),
             compute: crate::model::Compute {
                 bf16_matmuls: a.bf16_matmuls,
-                gather_embedding: a.gather_embedding,
+                gather_embedding: a.gather_embedding || a.fused,
+                fused_attention: a.fused_attention || a.fused,
+                fused_layer_norm: a.fused_layer_norm || a.fused,
+                fused_cross_entropy: a.fused_cross_entropy || a.fused,
             },
         };
         let r = run_bench(&o, &chosen.device)?;

@@ -74,7 +74,7 @@ fn check_resume_compatible(run_dir: &Path, config: &Config) -> Result<PathBuf> {
     let diffs = config.incompatible_keys(&saved)?;
     if !diffs.is_empty() {
         bail!(
-            "incompatible: resuming {} with a config that changes {}. Only train.max_steps, train.log_every, checkpoint.* and eval.* may change on resume; start a new run for anything else",
+            "incompatible: resuming {} with a config that changes {}. Only train.max_steps, train.log_every, model.fused_ops, checkpoint.* and eval.* may change on resume; start a new run for anything else",
             run_dir.display(),
             diffs.join(", ")
         );
@@ -108,7 +108,10 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             );
         }
     }
-    let gpt = Gpt::new(GptShape::from(&config.model));
+    let mut gpt = Gpt::new(GptShape::from(&config.model));
+    if config.model.fused_ops {
+        gpt.compute = crate::model::Compute::all_fused();
+    }
     let n_params = count(gpt.specs());
     // A new run may start from a Hugging Face model (model.init_from); a resumed one never does.
     let init = match &resume_from {
@@ -134,6 +137,14 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             config.model.vocab_size,
             data.tokenizer.vocab_size(),
             n_params as f64 / 1e6
+        ),
+        format!(
+            "compute: {}",
+            if config.model.fused_ops {
+                "fused ops (attention, LayerNorm, cross-entropy with closed-form backward; gather embedding)"
+            } else {
+                "burn's plain ops"
+            }
         ),
     ];
     header.extend(data.notes.iter().cloned());

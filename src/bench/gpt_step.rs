@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use super::permutation_task::PermutationTask;
 use crate::config::*;
@@ -78,6 +78,8 @@ pub struct BenchResult {
     /// Bytes the device allocator holds after the last step (an upper bound on the step's peak
     /// allocation; None where the backend does not report it, e.g. the CPU).
     pub reserved_bytes: Option<u64>,
+    /// See [`memory_probe`].
+    pub in_use_peak_sampled: Option<u64>,
 }
 
 /// A config that makes [`optimizer_step`] match the reference's optimizer: AdamW(lr, (0.9,
@@ -95,6 +97,7 @@ fn bench_config(o: &BenchOptions) -> Config {
             vocab_size: s.vocab,
             activation: Default::default(),
             init_from: None,
+            fused_ops: o.compute != Default::default(),
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {
@@ -180,6 +183,7 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
             eprintln!("[lmtrain] step {step:>3} {ms:.1} ms");
         }
     }
+    let in_use_peak_sampled = memory_probe(&mut task, &state, device)?;
     let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let n = times.len();
@@ -205,14 +209,45 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
         loss_first,
         loss_last,
         reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+        in_use_peak_sampled,
     })
+}
+
+/// Device bytes in use at the two points of a training step where the most is alive — after
+/// the forward pass (parameters, optimizer state and every activation kept for the backward
+/// pass) and after the backward pass (gradients) — on one extra, untimed step. burn reports no
+/// peak counter; this is a lower bound on the peak, comparable to PyTorch's
+/// `max_memory_allocated` up to the transients inside each pass.
+fn memory_probe(
+    task: &mut PermutationTask,
+    state: &TrainState,
+    device: &Device,
+) -> Result<Option<u64>> {
+    let in_use = || -> Result<Option<u64>> {
+        device
+            .sync()
+            .map_err(|e| anyhow!("the device failed during the memory probe: {e:?}"))?;
+        Ok(device.memory_pool_usage().map(|u| u.bytes_in_use))
+    };
+    let batch = task.next_batch(device)?;
+    let tracked: Vec<Tensor<1>> = state
+        .params
+        .iter()
+        .map(|p| p.clone().autodiff().require_grad())
+        .collect();
+    let loss = task.loss(&tracked, &batch, true);
+    let after_forward = in_use()?;
+    let grads = loss.backward();
+    let after_backward = in_use()?;
+    drop(grads);
+    Ok(after_forward.max(after_backward))
 }
 
 /// The reference's `RESULT key=value ...` line, with lmtrain's extra keys at the end.
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
     format!(
-        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} bf16_matmuls={} gather_embedding={}",
+        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} {}",
         o.dtype,
         o.label,
         s.layers,
@@ -231,7 +266,7 @@ pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
         u8::from(o.clip_and_ema),
         r.first_step_ms,
         r.reserved_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
-        u8::from(o.compute.bf16_matmuls),
-        u8::from(o.compute.gather_embedding)
+        r.in_use_peak_sampled.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+        o.compute.describe()
     )
 }

@@ -2,5 +2,6 @@
 //! reference (`../shared/bench/torch_gpt_bench.py`), printed in its `RESULT key=value` format so
 //! that `scripts/gpu_bench.sh` can put the two side by side.
 
+pub mod check_ops;
 pub mod gpt_step;
 pub mod permutation_task;

@@ -168,6 +168,7 @@ impl Config {
     }
 
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
+    /// `train.log_every`, `model.fused_ops` (the same function computed another way),
     /// `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
         let a = toml::Value::try_from(self).context("serialize config")?;
@@ -177,6 +178,7 @@ impl Config {
         diffs.retain(|k| {
             k != "train.max_steps"
                 && k != "train.log_every"
+                && k != "model.fused_ops"
                 && !k.starts_with("checkpoint.")
                 && !k.starts_with("eval.")
         });

@@ -48,6 +48,11 @@ pub struct ModelConfig {
     /// Hugging Face GPT-2 checkpoints; for fine-tuning those).
     #[serde(default)]
     pub activation: Activation,
+    /// Attention, LayerNorm and the loss as single ops with hand-written backward passes, and
+    /// the token embedding as a gather ([`crate::model::Compute::all_fused`]): the same function
+    /// up to float rounding, with less memory kept for the backward pass.
+    #[serde(default)]
+    pub fused_ops: bool,
     /// Initial weights instead of a random init: "hf:DIR", a Hugging Face GPT-2 directory
     /// (config.json, model.safetensors, tokenizer.json). Relative DIRs resolve against the config
     /// file's directory. The other model keys must agree with DIR's config.json.

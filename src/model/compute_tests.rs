@@ -85,3 +85,38 @@ fn bf16_matmuls_stay_close_to_f32() {
     assert!((l1 - l0).abs() < 1e-2 * l0.abs(), "{l1} vs {l0}");
     assert!(worst < 5e-2, "{worst}");
 }
+
+#[test]
+fn fused_ops_give_the_plain_loss_and_gradients() {
+    let (l0, g0) = loss_and_grads(Compute::default());
+    for (name, compute) in [
+        (
+            "fused attention",
+            Compute {
+                fused_attention: true,
+                ..Compute::default()
+            },
+        ),
+        (
+            "fused layer norm",
+            Compute {
+                fused_layer_norm: true,
+                ..Compute::default()
+            },
+        ),
+        (
+            "fused cross-entropy",
+            Compute {
+                fused_cross_entropy: true,
+                ..Compute::default()
+            },
+        ),
+        ("all fused", Compute::all_fused()),
+    ] {
+        let (l1, g1) = loss_and_grads(compute);
+        let worst = worst_relative(&g1, &g0);
+        println!("{name}: loss {l1} vs {l0}, worst gradient relative error {worst:.2e}");
+        assert!((l1 - l0).abs() < 1e-6 * l0.abs(), "{name}: {l1} vs {l0}");
+        assert!(worst < 1e-5, "{name}: {worst}");
+    }
+}

@@ -12,6 +12,7 @@ use burn::tensor::{Bool, Distribution, FloatDType, Int, Tensor};
 use rand::SeedableRng;
 
 use super::activation::Activation;
+use super::fused;
 use super::params::{normal_fill, HostParams, ParamSpec};
 use crate::config::ModelConfig;
 
@@ -71,6 +72,40 @@ pub struct Compute {
     /// burn's embedding op, whose backward is one `select_assign` kernel looping over every
     /// token serially.
     pub gather_embedding: bool,
+    /// Attention as one op whose backward recomputes the probabilities from the per-row
+    /// log-sum-exp ([`super::fused::attention`]): no `[batch, heads, T, T]` tensor is kept for
+    /// the backward pass. Used where attention has a mask and no dropout.
+    pub fused_attention: bool,
+    /// LayerNorm as one op with a closed-form backward ([`super::fused::layer_norm`]).
+    pub fused_layer_norm: bool,
+    /// The training loss as one op whose backward is `softmax − one_hot`
+    /// ([`super::fused::cross_entropy`]).
+    pub fused_cross_entropy: bool,
+}
+
+impl Compute {
+    /// Every alternative that computes the same function in f32 (all but bf16 matmuls).
+    pub fn all_fused() -> Self {
+        Self {
+            gather_embedding: true,
+            fused_attention: true,
+            fused_layer_norm: true,
+            fused_cross_entropy: true,
+            ..Self::default()
+        }
+    }
+
+    /// `name=0|1` pairs, as the bench's RESULT line prints them.
+    pub fn describe(&self) -> String {
+        format!(
+            "bf16_matmuls={} gather_embedding={} fused_attention={} fused_layer_norm={} fused_cross_entropy={}",
+            u8::from(self.bf16_matmuls),
+            u8::from(self.gather_embedding),
+            u8::from(self.fused_attention),
+            u8::from(self.fused_layer_norm),
+            u8::from(self.fused_cross_entropy),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -89,16 +124,14 @@ impl GptShape {
     }
 }
 
-/// Per-block parameter offsets, in Hugging Face order.
+/// Per-block parameter offsets, in Hugging Face order (each LayerNorm's bias follows its gain).
 mod blk {
     pub const LN1_W: usize = 0;
-    pub const LN1_B: usize = 1;
     pub const ATTN_W: usize = 2;
     pub const ATTN_B: usize = 3;
     pub const PROJ_W: usize = 4;
     pub const PROJ_B: usize = 5;
     pub const LN2_W: usize = 6;
-    pub const LN2_B: usize = 7;
     pub const FC_W: usize = 8;
     pub const FC_B: usize = 9;
     pub const FC2_W: usize = 10;
@@ -156,6 +189,16 @@ impl Gpt {
             y.cast(FloatDType::F32) + b.unsqueeze::<3>()
         } else {
             linear(x, w, Some(b))
+        }
+    }
+
+    /// LayerNorm of `x` with gain `p[w]` and bias `p[w + 1]`.
+    fn ln(&self, x: Tensor<3>, p: &[Tensor<1>], w: usize) -> Tensor<3> {
+        let (gain, bias) = (p[w].clone(), p[w + 1].clone());
+        if self.compute.fused_layer_norm {
+            fused::layer_norm(x, gain, bias, LN_EPS)
+        } else {
+            layer_norm(x, gain, Some(bias), LN_EPS)
         }
     }
 
@@ -249,20 +292,10 @@ impl Gpt {
         });
         for layer in 0..self.shape.n_layer {
             let base = self.block_base(layer);
-            let h = layer_norm(
-                x.clone(),
-                p[base + blk::LN1_W].clone(),
-                Some(p[base + blk::LN1_B].clone()),
-                LN_EPS,
-            );
+            let h = self.ln(x.clone(), p, base + blk::LN1_W);
             let kv = cache.as_deref_mut().map(|k| &mut k.layers[layer]);
             x = x + self.attention(p, base, h, mask.clone(), dropout, kv);
-            let h = layer_norm(
-                x.clone(),
-                p[base + blk::LN2_W].clone(),
-                Some(p[base + blk::LN2_B].clone()),
-                LN_EPS,
-            );
+            let h = self.ln(x.clone(), p, base + blk::LN2_W);
             let h = self.shape.activation.apply(self.lin(
                 h,
                 self.mat(p, base + blk::FC_W),
@@ -279,7 +312,7 @@ impl Gpt {
             k.len = total;
         }
         let np = p.len();
-        let x = layer_norm(x, p[np - 2].clone(), Some(p[np - 1].clone()), LN_EPS);
+        let x = self.ln(x, p, np - 2);
         self.mm(x.reshape([b * n, c]), wte.transpose())
             .reshape([b, n, v])
     }
@@ -312,15 +345,20 @@ impl Gpt {
             k = cached.append_keys(k);
             v = cached.append_values(v);
         }
-        let mut scores = self.mm(q, k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
-        if let Some(mask) = mask {
-            scores = scores.mask_fill(mask, f32::NEG_INFINITY);
-        }
-        let att = softmax(scores, 3);
-        let y = self
-            .mm(apply_dropout(att, dropout), v)
-            .swap_dims(1, 2)
-            .reshape([b, t, c]);
+        let y = match mask {
+            Some(mask) if self.compute.fused_attention && dropout <= 0.0 => {
+                fused::masked_attention(q, k, v, mask, self.compute.bf16_matmuls)
+            }
+            mask => {
+                let mut scores = self.mm(q, k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+                if let Some(mask) = mask {
+                    scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+                }
+                let att = softmax(scores, 3);
+                self.mm(apply_dropout(att, dropout), v)
+            }
+        };
+        let y = y.swap_dims(1, 2).reshape([b, t, c]);
         let y = self.lin(
             y,
             self.mat(p, base + blk::PROJ_W),
@@ -353,11 +391,15 @@ impl Gpt {
         dropout: f64,
     ) -> Tensor<1> {
         let [b, t] = idx.dims();
-        let logits = self.forward(p, idx, dropout);
-        cross_entropy(
-            logits.reshape([b * t, self.shape.vocab_size]),
-            targets.reshape([b * t]),
-        )
+        let logits = self
+            .forward(p, idx, dropout)
+            .reshape([b * t, self.shape.vocab_size]);
+        let targets = targets.reshape([b * t]);
+        if self.compute.fused_cross_entropy {
+            fused::cross_entropy(logits, targets)
+        } else {
+            cross_entropy(logits, targets)
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use super::step::{optimizer_step, TrainState};
 use super::task::Task;
 use crate::config::Config;
 use crate::model::params::{download, upload};
+use crate::model::{HostParams, ParamSpec};
 
 /// What the trainer needs besides the task.
 pub struct TrainOptions {
@@ -130,7 +131,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let mut interval_steps = 0u64;
     let mut interval_tokens = 0u64;
     let mut interval_start = Instant::now();
-    let mut last_checkpoint = None;
+    // A resumed run's newest checkpoint is its last good one until this run saves another.
+    let mut last_checkpoint = checkpoint::list(&ckpt_dir)?.pop();
     let mut last_row = None;
     let mut interrupted = false;
     let loop_start = Instant::now();
@@ -167,11 +169,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                     let loss = read_scalar(sum, "the training loss")? / interval_steps as f64;
                     if !loss.is_finite() {
                         bail!(
-                            "the training loss is {loss} at step {t}: training diverged. The last good checkpoint is {}; lower optim.lr or set optim.grad_clip, then resume from it",
-                            last_checkpoint
-                                .as_ref()
-                                .map(|p: &PathBuf| p.display().to_string())
-                                .unwrap_or_else(|| "none (start again)".into())
+                            "the training loss is {loss} at step {t}: training diverged. {}",
+                            resume_hint(last_checkpoint.as_deref())
                         );
                     }
                     row.train_loss = Some(loss);
@@ -211,7 +210,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         }
 
         if t.is_multiple_of(cfg.checkpoint.every) || last || stop {
-            let path = save_checkpoint(task, &opts, &specs, &state, last_val, &ckpt_dir)?;
+            let last_good = last_checkpoint.as_deref();
+            let path =
+                save_checkpoint(task, &opts, &specs, &state, last_val, &ckpt_dir, last_good)?;
             log.line(&format!("checkpoint step {t}: {}", path.display()))?;
             checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;
             last_checkpoint = Some(path);
@@ -241,10 +242,11 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
 fn save_checkpoint<T: Task>(
     task: &T,
     opts: &TrainOptions,
-    specs: &[crate::model::ParamSpec],
+    specs: &[ParamSpec],
     state: &TrainState,
     last_val: (Option<f64>, Option<f64>),
     dir: &Path,
+    last_good: Option<&Path>,
 ) -> Result<PathBuf> {
     let meta = CheckpointMeta {
         format: checkpoint::FORMAT.into(),
@@ -264,5 +266,42 @@ fn save_checkpoint<T: Task>(
         adam_m: download(&state.opt.m)?,
         adam_v: download(&state.opt.v)?,
     };
+    // The loss is only read at log steps (reading it every step would sync the device), so a
+    // divergence between two log steps shows up here first. Non-finite weights are never saved,
+    // so the checkpoint before stays the last good one.
+    let weights = [
+        ("weights", Some(&host.params)),
+        ("EMA weights", host.ema.as_ref()),
+    ];
+    for (what, values) in weights {
+        if let Some(name) = values.and_then(|v| first_non_finite(specs, v)) {
+            bail!(
+                "training diverged by step {}: the {what} hold non-finite values (first in {name}), so that step is not saved. {}",
+                state.step,
+                resume_hint(last_good)
+            );
+        }
+    }
     checkpoint::save(dir, specs, &host, &meta)
+}
+
+/// The name of the first parameter holding a NaN or an infinity.
+fn first_non_finite<'a>(specs: &'a [ParamSpec], values: &HostParams) -> Option<&'a str> {
+    specs
+        .iter()
+        .zip(values)
+        .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+        .map(|(spec, _)| spec.name.as_str())
+}
+
+/// Where a diverged run can go on from.
+fn resume_hint(last_good: Option<&Path>) -> String {
+    match last_good {
+        Some(p) => format!(
+            "The last good checkpoint is {}; lower optim.lr or set optim.grad_clip, then resume from it",
+            p.display()
+        ),
+        None => "No checkpoint was saved yet; lower optim.lr or set optim.grad_clip and start again"
+            .into(),
+    }
 }

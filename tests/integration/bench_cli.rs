@@ -62,13 +62,49 @@ fn bench_runs_the_compute_alternatives() {
         "cpu",
         "--no-clip-ema-line",
         "--bf16-matmuls",
-        "--gather-embedding",
+        "--fused",
     ]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let line = stdout
         .lines()
         .find(|l| l.starts_with("RESULT "))
         .expect("a RESULT line");
-    assert!(line.contains("bf16_matmuls=1 gather_embedding=1"), "{line}");
+    assert!(
+        line.contains("bf16_matmuls=1 gather_embedding=1 fused_attention=1 fused_layer_norm=1 fused_cross_entropy=1"),
+        "{line}"
+    );
     assert!(!line.contains("loss_last=NaN"), "{line}");
+}
+
+/// `check-ops` compares every fused op with burn's plain ops on the device and prints one line
+/// per op; on the CPU they agree to float rounding, far inside the default bounds.
+#[test]
+fn check_ops_prints_one_passing_line_per_op() {
+    let out = run_ok(lmtrain().args(["check-ops", "--device", "cpu"]));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("CHECK ")).collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for line in &lines {
+        assert!(line.ends_with(" ok"), "{line}");
+    }
+    assert!(lines[0].contains("dq=") && lines[0].contains("dk=") && lines[0].contains("dv="));
+}
+
+/// A bound no real comparison can meet makes `check-ops` fail and say which lines.
+#[test]
+fn check_ops_fails_over_its_bound() {
+    let out = lmtrain()
+        .args(["check-ops", "--device", "cpu", "--max-rel-bf16", "1e-9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("bf16") && l.ends_with(" FAIL")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("beyond the bound"), "{stderr}");
 }

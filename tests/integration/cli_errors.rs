@@ -111,3 +111,48 @@ fn tokenizer_larger_than_model_vocab_is_an_error() {
     );
     assert!(err.contains("model.vocab_size"), "{err}");
 }
+
+/// A divergence between two log steps is caught when the next checkpoint is due: the run stops
+/// with an error naming the last good checkpoint, and no checkpoint with non-finite weights is
+/// ever written.
+#[test]
+fn divergence_between_log_steps_never_reaches_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_corpus(tmp.path(), 300);
+    let cfg = tiny_config(tmp.path(), &data, "");
+    // A learning rate of 1e30 throws the weights to ~1e30 on step 1 (still finite); step 2's
+    // forward pass overflows, and its update makes them NaN. The loss is logged only at step 1.
+    let err = run_err(lmtrain().arg("--config").arg(&cfg).args([
+        "--set",
+        "optim.lr=1e30",
+        "--set",
+        "optim.grad_clip=0",
+        "--set",
+        "schedule.warmup_steps=0",
+        "--set",
+        "train.log_every=100",
+        "--set",
+        "checkpoint.every=1",
+        "--set",
+        "checkpoint.keep_last=10",
+    ]));
+    assert!(
+        err.contains("diverged") && err.contains("non-finite"),
+        "{err}"
+    );
+    assert!(err.contains("The last good checkpoint is"), "{err}");
+    let ckpts = only_run(&tmp.path().join("runs")).join("checkpoints");
+    let saved: Vec<_> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    assert!(!saved.is_empty(), "step 1 was finite and saved");
+    for path in saved {
+        let (_, state) = lmtrain::train::checkpoint::load(&path, None).unwrap();
+        for values in state.params.iter().chain(state.ema.iter().flatten()) {
+            assert!(values.iter().all(|x| x.is_finite()), "{}", path.display());
+        }
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}

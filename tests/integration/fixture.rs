@@ -199,6 +199,7 @@ fn ten_optimizer_steps_match_pytorch() {
             vocab_size: fx.u("vocab_size"),
             activation: Activation::Exact,
             init_from: None,
+            fused_ops: false,
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {

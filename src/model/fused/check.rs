@@ -1,0 +1,238 @@
+//! Each fused op against the same function composed of burn's plain tensor ops, on random
+//! inputs, on any device: the outputs and every input gradient, with their relative errors.
+//! The unit tests run it on the CPU with tight bounds; `lmtrain check-ops` runs it on the GPU.
+
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::module::layer_norm as plain_layer_norm;
+use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+
+/// The sizes of the random inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckShapes {
+    pub batch: usize,
+    pub heads: usize,
+    /// Query positions (and keys, for the causal mask).
+    pub time: usize,
+    pub head_dim: usize,
+    /// Rows of the LayerNorm and cross-entropy inputs.
+    pub rows: usize,
+    pub width: usize,
+    pub vocab: usize,
+}
+
+impl CheckShapes {
+    /// Odd sizes (nothing a multiple of a tile), small enough for a debug-speed CPU test.
+    pub fn small() -> Self {
+        Self {
+            batch: 2,
+            heads: 3,
+            time: 17,
+            head_dim: 8,
+            rows: 37,
+            width: 48,
+            vocab: 131,
+        }
+    }
+
+    /// GPT-2-small-like sizes, for the GPU (tile-sized and larger, so real kernels run).
+    pub fn gpu() -> Self {
+        Self {
+            batch: 4,
+            heads: 12,
+            time: 256,
+            head_dim: 64,
+            rows: 2048,
+            width: 768,
+            vocab: 50304,
+        }
+    }
+}
+
+/// How far one tensor of a fused op is from the plain-op reference:
+/// `max|fused − plain| / max|plain|` (the largest error in units of the tensor's scale).
+#[derive(Clone, Debug)]
+pub struct Deviation {
+    pub tensor: &'static str,
+    pub max_rel: f64,
+}
+
+/// One op's comparison: its output and each input gradient.
+#[derive(Clone, Debug)]
+pub struct OpCheck {
+    pub op: String,
+    pub deviations: Vec<Deviation>,
+}
+
+impl OpCheck {
+    pub fn worst(&self) -> f64 {
+        self.deviations
+            .iter()
+            .map(|d| d.max_rel)
+            .fold(0.0, f64::max)
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+fn deviation<const D: usize>(
+    tensor: &'static str,
+    fused: Tensor<D>,
+    plain: Tensor<D>,
+) -> Deviation {
+    let (a, b) = (values(fused), values(plain));
+    let scale = b.iter().fold(0.0f64, |m, x| m.max((*x as f64).abs()));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()));
+    // A NaN anywhere (or nothing read back) must fail the check, not vanish in `max`.
+    let nan = a.len() != b.len() || a.is_empty() || a.iter().chain(&b).any(|x| !x.is_finite());
+    Deviation {
+        tensor,
+        max_rel: if nan {
+            f64::INFINITY
+        } else {
+            worst / scale.max(1e-30)
+        },
+    }
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Gradients of `Σ out ∘ weights` with respect to `inputs`, and `out` itself.
+fn output_and_grads<const D: usize, const N: usize>(
+    inputs: [Tensor<D>; N],
+    run: impl FnOnce([Tensor<D>; N]) -> Tensor<D>,
+    weights: &Tensor<D>,
+) -> (Tensor<D>, [Tensor<D>; N]) {
+    let tracked = inputs.map(|t| t.autodiff().require_grad());
+    let out = run(tracked.clone());
+    let grads = (out.clone() * weights.clone().autodiff()).sum().backward();
+    let g = tracked.map(|t| t.grad(&grads).expect("every input gets a gradient"));
+    (out.inner(), g)
+}
+
+fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>) -> Tensor<4> {
+    let hd = q.dims()[3];
+    let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
+    softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).matmul(v)
+}
+
+/// Masked attention, with a causal mask offset by `start` (queries at positions start.., as in a
+/// KV-cache prefill) when `start > 0`.
+fn check_attention(s: CheckShapes, start: usize, bf16: bool, device: &Device) -> OpCheck {
+    let (b, h, t, d) = (s.batch, s.heads, s.time, s.head_dim);
+    let total = start + t;
+    let q = random([b, h, t, d], device);
+    let k = random([b, h, total, d], device);
+    let v = random([b, h, total, d], device);
+    let mask = Tensor::<2, Bool>::tril_mask([t, total], start as i64, device)
+        .unsqueeze::<4>()
+        .expand([b, h, t, total]);
+    let w = random([b, h, t, d], device);
+    let (m1, m2) = (mask.clone(), mask);
+    let (fused, fg) = output_and_grads(
+        [q.clone(), k.clone(), v.clone()],
+        |[q, k, v]| super::masked_attention(q, k, v, m1.autodiff(), bf16),
+        &w,
+    );
+    let (plain, pg) = output_and_grads(
+        [q, k, v],
+        |[q, k, v]| plain_attention(q, k, v, m2.autodiff()),
+        &w,
+    );
+    let [fq, fk, fv] = fg;
+    let [pq, pk, pv] = pg;
+    OpCheck {
+        op: format!(
+            "attention [{b},{h},{t},{d}] keys {total}{}",
+            if bf16 { " bf16" } else { "" }
+        ),
+        deviations: vec![
+            deviation("out", fused, plain),
+            deviation("dq", fq, pq),
+            deviation("dk", fk, pk),
+            deviation("dv", fv, pv),
+        ],
+    }
+}
+
+fn check_layer_norm(s: CheckShapes, device: &Device) -> OpCheck {
+    let (r, c) = (s.rows, s.width);
+    // Rows with an offset and a spread, as a residual stream has.
+    let x = random([1, r, c], device) * 3.0 + 0.5;
+    let gamma = random([1, 1, c], device) * 0.2 + 1.0;
+    let beta = random([1, 1, c], device) * 0.1;
+    let w = random([1, r, c], device);
+    let vector = |t: Tensor<3>| t.reshape([c]);
+    let (fused, fg) = output_and_grads(
+        [x.clone(), gamma.clone(), beta.clone()],
+        |[x, g, b]| super::layer_norm(x, vector(g), vector(b), 1e-5),
+        &w,
+    );
+    let (plain, pg) = output_and_grads(
+        [x, gamma, beta],
+        |[x, g, b]| plain_layer_norm(x, vector(g), Some(vector(b)), 1e-5),
+        &w,
+    );
+    let [fx, fgm, fb] = fg;
+    let [px, pgm, pb] = pg;
+    OpCheck {
+        op: format!("layer_norm [{r},{c}]"),
+        deviations: vec![
+            deviation("out", fused, plain),
+            deviation("dx", fx, px),
+            deviation("dgamma", fgm, pgm),
+            deviation("dbeta", fb, pb),
+        ],
+    }
+}
+
+fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
+    let (r, v) = (s.rows, s.vocab);
+    let logits = random([r, v], device) * 2.0;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let ids: Vec<i64> = (0..r).map(|_| rng.random_range(0..v as i64)).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [r]), device);
+    let (t1, t2) = (targets.clone(), targets);
+    let one = Tensor::<1>::ones([1], device) * 0.7;
+    let run_fused = |[l]: [Tensor<2>; 1]| super::cross_entropy(l, t1.autodiff()).reshape([1, 1]);
+    let run_plain = |[l]: [Tensor<2>; 1]| {
+        log_softmax(l, 1)
+            .gather(1, t2.autodiff().reshape([r, 1]))
+            .mean()
+            .neg()
+            .reshape([1, 1])
+    };
+    let w = one.reshape([1, 1]);
+    let (fused, [fl]) = output_and_grads([logits.clone()], run_fused, &w);
+    let (plain, [pl]) = output_and_grads([logits], run_plain, &w);
+    OpCheck {
+        op: format!("cross_entropy [{r},{v}]"),
+        deviations: vec![
+            deviation("loss", fused, plain),
+            deviation("dlogits", fl, pl),
+        ],
+    }
+}
+
+/// Every fused op against its plain composition on `device`: attention causal and with a
+/// KV-cache-style offset, in f32 and with bf16 matmuls; LayerNorm; cross-entropy.
+pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck> {
+    device.seed(seed);
+    vec![
+        check_attention(shapes, 0, false, device),
+        check_attention(shapes, shapes.time / 2, false, device),
+        check_attention(shapes, 0, true, device),
+        check_layer_norm(shapes, device),
+        check_cross_entropy(shapes, seed, device),
+    ]
+}

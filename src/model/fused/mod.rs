@@ -1,0 +1,99 @@
+//! Operations with hand-written backward passes, for speed and memory on the GPU.
+//!
+//! Each op is a burn backend extension: the forward is composed of the backend's own primitive
+//! ops (so burn's fusion still merges the element-wise parts on CUDA), and under autodiff
+//! ([`autodiff`]) it records one graph node whose backward is written in closed form instead of
+//! differentiating every primitive. The model uses them when [`super::Compute`] asks;
+//! `tests` compares each with the same function composed of burn's plain tensor ops,
+//! forward and gradients, and `lmtrain check-ops` does the same on whatever device it runs on.
+
+pub mod attention;
+mod autodiff;
+pub mod check;
+pub mod cross_entropy;
+pub mod layer_norm;
+#[cfg(test)]
+mod tests;
+
+use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
+use burn::backend::{backend_extension, Backend, Dispatch};
+use burn::tensor::{Bool, Int, Tensor};
+
+/// The ops, on the backends lmtrain runs: flex (CPU) and, with the `cuda` feature, cubecl.
+#[backend_extension(Flex, Cube: cfg(feature = "cuda"), Autodiff)]
+pub trait FusedOps: Backend {
+    /// Masked attention `[batch, heads, T, head_dim]` → same; see [`attention`].
+    fn masked_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: BoolTensor<Self>,
+        bf16: bool,
+    ) -> FloatTensor<Self> {
+        attention::forward::<Self>(q, k, v, mask, bf16).0
+    }
+
+    /// LayerNorm of the rows of `[rows, width]`; see [`layer_norm`].
+    fn layer_norm_rows(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        layer_norm::forward::<Self>(x, gamma, beta, eps).0
+    }
+
+    /// Mean cross-entropy `[1]` of `[rows, vocab]` logits; see [`cross_entropy`].
+    fn mean_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        cross_entropy::forward::<Self>(logits, targets).0
+    }
+}
+
+impl FusedOps for burn::backend::Flex {}
+
+#[cfg(feature = "cuda")]
+impl FusedOps for burn::backend::Cube {}
+
+/// Masked attention of `q`, `k`, `v` `[batch, heads, T, head_dim]`, where `mask`
+/// `[batch, heads, T, T]` is true for the keys a query may not see (each query must see one).
+/// With `bf16`, its four matmuls (two forward, four backward… see [`attention`]) take bf16
+/// operands.
+pub fn masked_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    bf16: bool,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::masked_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        mask.into_dispatch(),
+        bf16,
+    ))
+}
+
+/// LayerNorm over the last dimension of `x` `[batch, time, width]`, with gain and bias `[width]`.
+pub fn layer_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<3> {
+    let [b, t, c] = x.dims();
+    let rows = x.reshape([b * t, c]);
+    Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::layer_norm_rows(
+        rows.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        eps,
+    ))
+    .reshape([b, t, c])
+}
+
+/// Mean cross-entropy of rows of `logits` `[n, vocab]` against class ids `[n]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::mean_cross_entropy(
+        logits.into_dispatch(),
+        targets.into_dispatch(),
+    ))
+}
