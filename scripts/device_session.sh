@@ -23,8 +23,10 @@
 # EXTRA_SET (more --set overrides for the run, e.g. device=cpu to rehearse on a CPU), RUN_STEPS,
 # ONLY (space-separated step names to run, e.g. ONLY="profile-A profile-B" for a second call;
 # gpu-bench-full runs only when named), CARRIED_CACHE (a kernel-cache .tar.xz from an earlier
-# session, unpacked before anything runs). The next session's call:
-#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz ONLY="train gpu-bench-full" \
+# session, unpacked before anything runs). The next session's call (the carried cache holds the
+# plain-op kernels of session 2's H200 run; the fused ops compile fresh):
+#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz \
+#   ONLY="check-ops train gpu-bench-full variants-A variants-B profile-fused-A profile-fused-B" \
 #     bash device/run.sh bash scripts/device_session.sh $OUT 520
 set -uo pipefail
 cd "$(dirname "$0")/.."

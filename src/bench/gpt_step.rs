@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use super::permutation_task::PermutationTask;
 use crate::config::*;
@@ -140,6 +140,7 @@ fn bench_config(o: &BenchOptions) -> Config {
 
 fn scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
     let v: f32 = t
+        .cast(FloatDType::F32)
         .try_into_scalar()
         .map_err(|e| anyhow!("cannot read the loss: {e:?}"))?;
     Ok(v as f64)
@@ -152,7 +153,20 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let specs = gpt.specs().to_vec();
     let params_n = count(&specs);
     let mut task = PermutationTask::new(gpt, o.shape.batch, o.seed);
-    let params = upload(&specs, &task.init_params(o.seed), device)?;
+    // Uploaded values keep their f32 dtype whatever the device's default; a run in another
+    // dtype (--dtype flex32|bf16|f16) casts its weights, so that the optimizer state and every
+    // op downstream follow.
+    let dtype = crate::device::parse_float_dtype(&o.dtype)?;
+    let params: Vec<Tensor<1>> = upload(&specs, &task.init_params(o.seed), device)?
+        .into_iter()
+        .map(|p| {
+            if dtype == FloatDType::F32 {
+                p
+            } else {
+                p.cast(dtype)
+            }
+        })
+        .collect();
     let mut state = TrainState {
         step: 0,
         tokens: 0,
