@@ -13,7 +13,7 @@ use crate::config::*;
 use crate::model::params::{count, upload};
 use crate::model::{Gpt, GptShape};
 use crate::train::adamw::AdamW;
-use crate::train::step::{optimizer_step, TrainState};
+use crate::train::step::{optimizer_step, tracked_copies, TrainState};
 use crate::train::Task;
 
 /// The reference's model shape.
@@ -244,12 +244,7 @@ fn memory_probe(
         Ok(device.memory_pool_usage().map(|u| u.bytes_in_use))
     };
     let batch = task.next_batch(device)?;
-    let tracked: Vec<Tensor<1>> = state
-        .params
-        .iter()
-        .map(|p| p.clone().autodiff().require_grad())
-        .collect();
-    let loss = task.loss(&tracked, &batch, true);
+    let loss = task.loss(&tracked_copies(&state.params), &batch, true);
     let after_forward = in_use()?;
     let grads = loss.backward();
     let after_backward = in_use()?;

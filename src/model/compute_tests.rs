@@ -120,3 +120,27 @@ fn fused_ops_give_the_plain_loss_and_gradients() {
         assert!(worst < 1e-5, "{name}: {worst}");
     }
 }
+
+/// Without autodiff (evaluation and generation) the fused ops take their backends' own forward
+/// implementations; the logits must still be burn's plain ones, with and without a KV cache.
+#[test]
+fn fused_ops_without_autodiff_give_the_plain_logits() {
+    let logits = |compute: Compute| -> (Vec<f32>, Vec<f32>) {
+        let (gpt, params, device) = model(compute);
+        let ids: Vec<i64> = (0..2 * 12).map(|i| (i * 7 % 13) as i64).collect();
+        let idx = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 12]), &device);
+        let full = gpt.forward(&params, idx.clone(), 0.0);
+        // A cached prefill of 8 tokens, then 4 more in one call: the mask has an offset.
+        let mut cache = super::gpt::KvCache::new(&gpt);
+        let _ = gpt.forward_cached(&params, idx.clone().narrow(1, 0, 8), &mut cache);
+        let tail = gpt.forward_cached(&params, idx.narrow(1, 8, 4), &mut cache);
+        let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+        (flat(full), flat(tail))
+    };
+    let (plain_full, plain_tail) = logits(Compute::default());
+    let (fused_full, fused_tail) = logits(Compute::all_fused());
+    let worst = worst_relative(&[fused_full, fused_tail], &[plain_full.clone(), plain_tail]);
+    println!("fused ops without autodiff: worst logits relative error {worst:.2e}");
+    assert!(!plain_full.is_empty());
+    assert!(worst < 1e-5, "{worst}");
+}

@@ -47,6 +47,14 @@ pub fn step_seed(seed: u64, step: u64, micro: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Copies of `params` that record the autodiff graph and will receive gradients.
+pub fn tracked_copies(params: &[Tensor<1>]) -> Vec<Tensor<1>> {
+    params
+        .iter()
+        .map(|p| p.clone().autodiff().require_grad())
+        .collect()
+}
+
 /// Takes optimizer step `state.step + 1`.
 pub fn optimizer_step<T: Task>(
     task: &mut T,
@@ -65,11 +73,7 @@ pub fn optimizer_step<T: Task>(
         let batch = task.next_batch(device)?;
         tokens += task.batch_tokens(&batch) as u64;
         device.seed(step_seed(cfg.train.seed, t, micro as u64));
-        let tracked: Vec<Tensor<1>> = state
-            .params
-            .iter()
-            .map(|p| p.clone().autodiff().require_grad())
-            .collect();
+        let tracked = tracked_copies(&state.params);
         let loss = task.loss(&tracked, &batch, true);
         let backward = (loss.clone() / accum as f64).backward();
         // A parameter the loss does not reach gets a zero gradient.

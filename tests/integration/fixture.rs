@@ -12,7 +12,7 @@ use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use lmtrain::config::*;
 use lmtrain::model::params::upload;
-use lmtrain::model::{Activation, Gpt, GptShape, HostParams, ParamSpec};
+use lmtrain::model::{Activation, Compute, Gpt, GptShape, HostParams, ParamSpec};
 use lmtrain::train::{checkpoint, train, Task, TrainOptions};
 use safetensors::SafeTensors;
 
@@ -108,8 +108,20 @@ fn vec1(t: Tensor<1>) -> Vec<f32> {
 
 #[test]
 fn forward_and_gradients_match_pytorch() {
+    forward_and_gradients_match_pytorch_with(Compute::default());
+}
+
+/// The fused ops (closed-form backward passes, gather embedding) against the independent
+/// reference too, not only against burn's plain ops.
+#[test]
+fn fused_ops_match_pytorch() {
+    forward_and_gradients_match_pytorch_with(Compute::all_fused());
+}
+
+fn forward_and_gradients_match_pytorch_with(compute: Compute) {
     let fx = Fixture::load();
-    let gpt = fx.gpt();
+    let mut gpt = fx.gpt();
+    gpt.compute = compute;
     let device = Device::flex();
     let params = upload(gpt.specs(), &fx.set("param.", gpt.specs()), &device).unwrap();
     let b = fx.i64s("input").len() / fx.u("block_size");
