@@ -57,9 +57,9 @@ fn scores<B: Backend>(
     B::float_mask_fill(scaled, mask, f32::NEG_INFINITY.into())
 }
 
-/// `softmax(QKᵀ/√d, masked) · V` for `q, k, v` `[batch, heads, T, head_dim]` and `mask`
-/// `[batch, heads, T, T]` (true = hidden; every row must keep at least one key), and the
-/// log-sum-exp of each score row.
+/// `softmax(QKᵀ/√d, masked) · V` for `q` `[batch, heads, T, head_dim]`, `k, v` `[batch, heads,
+/// S, head_dim]` (S ≥ T with a KV cache) and `mask` `[batch, heads, T, S]` (true = hidden; every
+/// row must keep at least one key), and the log-sum-exp of each score row (`[batch, heads, T, 1]`).
 pub fn forward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,

@@ -57,10 +57,10 @@ impl FusedOps for burn::backend::Flex {}
 #[cfg(feature = "cuda")]
 impl FusedOps for burn::backend::Cube {}
 
-/// Masked attention of `q`, `k`, `v` `[batch, heads, T, head_dim]`, where `mask`
-/// `[batch, heads, T, T]` is true for the keys a query may not see (each query must see one).
-/// With `bf16`, its four matmuls (two forward, four backward… see [`attention`]) take bf16
-/// operands.
+/// Masked attention of `q` `[batch, heads, T, head_dim]` over `k`, `v` `[batch, heads, S,
+/// head_dim]`, where `mask` `[batch, heads, T, S]` is true for the keys a query may not see
+/// (each query must see one). With `bf16`, its matmuls (two in the forward pass, five in the
+/// backward) take bf16 operands and return f32.
 pub fn masked_attention(
     q: Tensor<4>,
     k: Tensor<4>,
