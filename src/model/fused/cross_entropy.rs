@@ -45,13 +45,9 @@ pub fn backward<B: Backend>(saved: Saved<B>, dloss: FloatTensor<B>) -> FloatTens
     } = saved;
     let rows = logits.shape()[0];
     let device = logits.device();
+    let dtype = FloatDType::from(logits.dtype());
     let probs = B::float_exp(B::float_sub(logits, lse));
-    let minus_ones = B::float_full(
-        Shape::new([rows, 1]),
-        (-1.0f32).into(),
-        &device,
-        FloatDType::F32,
-    );
+    let minus_ones = B::float_full(Shape::new([rows, 1]), (-1.0f32).into(), &device, dtype);
     let residual = B::float_scatter(
         1,
         probs,
