@@ -49,7 +49,7 @@ pub fn run(o: &CheckOpsOptions) -> Result<()> {
     );
     let mut failed = 0;
     for c in check_all(shapes, o.seed, &chosen.device) {
-        let bound = if c.op.contains("bf16") {
+        let bound = if c.bf16 {
             o.max_rel_bf16
         } else {
             o.max_rel_f32

@@ -97,7 +97,8 @@ fn bench_config(o: &BenchOptions) -> Config {
             vocab_size: s.vocab,
             activation: Default::default(),
             init_from: None,
-            fused_ops: o.compute != Default::default(),
+            // Unused: run_bench sets the model's compute from the bench options itself.
+            fused_ops: false,
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {
