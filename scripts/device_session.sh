@@ -10,13 +10,15 @@
 #   1. the card, and the data pipeline alone on all cores (lmtrain data bench)
 #   2. lmtrain warmup for a TinyStories-class run (cold kernel cache)
 #   3. that run for a few hundred steps with device = "auto" (warm cache: first-step time)
-#   4. scripts/gpu_bench.sh --quick (lmtrain plain f32 and --fused vs PyTorch eager bf16, configs
-#      A and B), or without --quick (also clip+EMA, PyTorch eager f32 and torch.compile bf16)
-#      when named in ONLY
-#   5. per-kernel profiles of one step of A and of B (lmtrain bench --profile), plain and --fused
-#      (profile-A, profile-B, profile-fused-A, profile-fused-B)
-#   6. lmtrain bench on A and B with each speed flag alone, then all (variants-A/B)
-#   7. lmtrain bench on A with --dtype flex32
+#   4. scripts/gpu_bench.sh --quick (lmtrain plain f32 and its best flags, BEST_FLAGS, vs PyTorch
+#      eager bf16, configs A and B)
+#   5. lmtrain bench on A and B with the speed switches combined, and with ALL_VARIANTS=1 each
+#      alone (variants-A/B)
+#   6. per-kernel profiles of one step of A and of B (lmtrain bench --profile), --fused and plain
+#      (profile-fused-A, profile-fused-B, profile-A, profile-B)
+#   7. scripts/gpu_bench.sh without --quick (also clip+EMA, PyTorch eager f32 and
+#      torch.compile bf16), only when named in ONLY (gpu-bench-full)
+#   8. lmtrain bench on A with --dtype flex32
 # Everything lands in OUT_DIR: session.log (all output), the run's train.log, metrics.jsonl and
 # generations.jsonl, profile-A.log, profile-B.log and kernel-cache.tar.xz (the filled cache, to
 # carry to a fresh machine). Environment: LMTRAIN, TORCH_BENCH (set by device/run.sh),
@@ -25,8 +27,8 @@
 # gpu-bench-full runs only when named), CARRIED_CACHE (a kernel-cache .tar.xz from an earlier
 # session, unpacked before anything runs). The next session's call (the carried cache holds the
 # plain-op kernels of session 2's H200 run; the fused ops compile fresh):
-#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz \
-#   ONLY="check-ops train gpu-bench-full variants-A variants-B profile-fused-A profile-fused-B" \
+#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz RUN_STEPS=100 \
+#   ONLY="check-ops train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
 #     bash device/run.sh bash scripts/device_session.sh $OUT 520
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -98,24 +100,31 @@ if [ -d "$run_dir" ]; then
   rm -rf "$out/runs"
 fi
 step gpu-bench-quick 120 230 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh --quick
-step gpu-bench-full 200 400 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh
+# Issue 6's levers on A and B (same shapes, so much of the cache is warm). Each variant compiles
+# its own kernels cold (30-90 s), so by default only the combinations that decide the ratio run;
+# ALL_VARIANTS=1 adds each switch alone.
+variant_flags=("--fused" "--bf16-matmuls" "--fused --bf16-matmuls" "--flash-attention"
+  "--fused --flash-attention --bf16-matmuls")
+if [ -n "${ALL_VARIANTS:-}" ]; then
+  variant_flags+=("--fused-attention" "--fused-layer-norm" "--fused-cross-entropy" "--fused-bias"
+    "--gather-embedding")
+fi
 for c in A B; do
-  step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
-    --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"
-done
-for c in A B; do
-  step "profile-fused-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
-    --no-clip-ema-line --fused --label "$c-fused-profile" --profile "$out/profile-fused-$c.log"
-done
-# Issue 6's levers, one at a time, then together (same shapes, so much of the cache is warm).
-for c in A B; do
-  for flags in "--fused-attention" "--fused-layer-norm" "--fused-cross-entropy" \
-    "--gather-embedding" "--bf16-matmuls" "--fused" "--fused --bf16-matmuls"; do
+  for flags in "${variant_flags[@]}"; do
     # shellcheck disable=SC2086
     step "variants-$c" 40 120 "$LMTRAIN" bench --config "$c" --steps 20 --warmup-steps 10 \
       --no-clip-ema-line --label "$c${flags// /}" $flags
   done
 done
+for c in A B; do
+  step "profile-fused-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
+    --no-clip-ema-line --fused --label "$c-fused-profile" --profile "$out/profile-fused-$c.log"
+done
+for c in A B; do
+  step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
+    --no-clip-ema-line --label "$c-profile" --profile "$out/profile-$c.log"
+done
+step gpu-bench-full 200 400 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh
 step bench-A-flex32 45 90 "$LMTRAIN" bench --config A --steps 20 --warmup-steps 10 \
   --no-clip-ema-line --dtype flex32 --label A-flex32
 tar -C "$(dirname "$LMTRAIN_KERNEL_CACHE")" -cJf "$out/kernel-cache.tar.xz" \

@@ -10,7 +10,8 @@
 #
 # Environment: LMTRAIN (binary; default target/release/lmtrain), TORCH_BENCH (reference script;
 # default ../shared/bench/torch_gpt_bench.py), PYTHON (default python3), STEPS, WARMUP,
-# BEST_FLAGS (lmtrain bench flags of its best variant; default "--fused"; empty to skip).
+# BEST_FLAGS (lmtrain bench flags of its best variant; default "--fused --bf16-matmuls" on the GPU,
+# "--fused" with --cpu; empty to skip).
 # Prints every RESULT line, then per config a LOSSCHECK line (the best variant's last loss
 # against plain f32's at the same step; the target is within 2%) and a BEST line (which lmtrain
 # line is faster), and last one RATIO line per config, from the faster lmtrain line:
@@ -31,7 +32,12 @@ TORCH_BENCH="${TORCH_BENCH:-../shared/bench/torch_gpt_bench.py}"
 PYTHON="${PYTHON:-python3}"
 STEPS="${STEPS:-30}"
 WARMUP="${WARMUP:-20}"
-BEST_FLAGS="${BEST_FLAGS---fused}"
+# bf16 matmuls are the GPU's lever (tensor cores); the CPU backend gains nothing from them.
+if [ "$mode" = cpu ]; then
+  BEST_FLAGS="${BEST_FLAGS---fused}"
+else
+  BEST_FLAGS="${BEST_FLAGS---fused --bf16-matmuls}"
+fi
 for f in "$LMTRAIN" "$TORCH_BENCH"; do
   [ -e "$f" ] || { echo "gpu_bench: $f not found (set LMTRAIN / TORCH_BENCH)" >&2; exit 1; }
 done

@@ -146,7 +146,7 @@ pub struct SampleArgs {
     /// Random seed for sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// "auto", "cpu", "cuda" or "cuda:N".
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build).
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
@@ -190,7 +190,7 @@ pub struct LogitsArgs {
     /// at end-of-text; only ids the tokenizer knows), reported as "greedy".
     #[arg(long, default_value_t = 0)]
     pub greedy: usize,
-    /// "auto", "cpu", "cuda" or "cuda:N". The CPU by default, for reproducible comparisons.
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build). The CPU by default, for reproducible comparisons.
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -239,7 +239,7 @@ pub struct BenchArgs {
     /// Only the line with clipping and EMA off.
     #[arg(long = "no-clip-ema-line")]
     pub no_clip_ema_line: bool,
-    /// "auto", "cpu", "cuda" or "cuda:N".
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// The device's float dtype: "f32", "flex32" (f32 storage, f16 tensor-core matmuls), "bf16"
@@ -261,7 +261,15 @@ pub struct BenchArgs {
     /// The loss as one op whose backward is softmax − one-hot.
     #[arg(long = "fused-cross-entropy")]
     pub fused_cross_entropy: bool,
-    /// All of --gather-embedding, --fused-attention, --fused-layer-norm, --fused-cross-entropy.
+    /// The linears' bias gradients summed in two stages (not one strided reduction over every token).
+    #[arg(long = "fused-bias")]
+    pub fused_bias: bool,
+    /// Causal attention's forward pass by the backend's attention kernel (flash attention on
+    /// cubecl, autotuned against burn's fallback), with --fused-attention's backward. Not in --fused.
+    #[arg(long = "flash-attention")]
+    pub flash_attention: bool,
+    /// All of --gather-embedding, --fused-attention, --fused-layer-norm, --fused-cross-entropy,
+    /// --fused-bias.
     #[arg(long)]
     pub fused: bool,
     /// Time every kernel launch and write the per-kernel log to FILE (cubecl's profiler; adds
@@ -272,7 +280,7 @@ pub struct BenchArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckOpsArgs {
-    /// "auto", "cpu", "cuda" or "cuda:N".
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Input sizes: "small" (odd sizes, quick) or "gpu" (GPT-2-small-like: T 256, width 768,
@@ -473,7 +481,7 @@ fn bench_command(a: BenchArgs) -> Result<()> {
         chosen.description,
         cache.describe()
     );
-    let backend = if chosen.is_gpu { "cuda" } else { "cpu" };
+    let backend = chosen.backend;
     let lines: &[bool] = if a.no_clip_ema_line {
         &[false]
     } else {
@@ -496,6 +504,8 @@ fn bench_command(a: BenchArgs) -> Result<()> {
                 fused_attention: a.fused_attention || a.fused,
                 fused_layer_norm: a.fused_layer_norm || a.fused,
                 fused_cross_entropy: a.fused_cross_entropy || a.fused,
+                fused_bias: a.fused_bias || a.fused,
+                flash_attention: a.flash_attention,
             },
         };
         let r = run_bench(&o, &chosen.device)?;

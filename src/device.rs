@@ -9,6 +9,9 @@ pub enum DeviceChoice {
     Auto,
     Cpu,
     Cuda(usize),
+    /// cubecl through wgpu (WGSL): on a machine without a GPU, Mesa's lavapipe runs it, which
+    /// checks the cubecl route before a GPU session. Not meant for training.
+    Wgpu,
 }
 
 impl DeviceChoice {
@@ -17,9 +20,10 @@ impl DeviceChoice {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(0)),
+            "wgpu" => Ok(Self::Wgpu),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => bail!("device = {other:?} is not allowed: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""),
+                _ => bail!("device = {other:?} is not allowed: use \"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"wgpu\""),
             },
         }
     }
@@ -30,6 +34,8 @@ impl DeviceChoice {
 pub struct ChosenDevice {
     pub device: Device,
     pub description: String,
+    /// The backend's short name for result lines: "cuda", "wgpu" or "cpu".
+    pub backend: &'static str,
     pub is_gpu: bool,
 }
 
@@ -68,6 +74,7 @@ pub fn choose_device_as(choice: DeviceChoice, dtype: Option<FloatDType>) -> Resu
                 "device = \"cuda:{n}\" but CUDA is unusable here: {why}. Use device = \"auto\" or \"cpu\"."
             ),
         },
+        DeviceChoice::Wgpu => try_wgpu(),
         DeviceChoice::Auto => match try_cuda(0, dtype) {
             Ok(d) => Ok(d),
             Err(why) => Ok(cpu(format!("cpu (burn flex), chosen by auto: {why}"))),
@@ -79,6 +86,7 @@ fn cpu(description: String) -> ChosenDevice {
     ChosenDevice {
         device: Device::flex(),
         description,
+        backend: "cpu",
         is_gpu: false,
     }
 }
@@ -115,6 +123,7 @@ fn try_cuda(index: usize, dtype: Option<FloatDType>) -> std::result::Result<Chos
                     .map(|d| format!(", float dtype {d:?}"))
                     .unwrap_or_default()
             ),
+            backend: "cuda",
             is_gpu: true,
         }),
         Ok(_) => Err("the CUDA test kernel returned a wrong result".into()),
@@ -136,6 +145,40 @@ fn gpu_name(index: usize) -> Option<String> {
     let text = String::from_utf8(out.stdout).ok()?;
     let line = text.lines().next()?.trim().to_string();
     (out.status.success() && !line.is_empty()).then_some(line)
+}
+
+/// cubecl's wgpu runtime on its default adapter, checked with the same test kernel as CUDA.
+#[cfg(feature = "wgpu")]
+fn try_wgpu() -> Result<ChosenDevice> {
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    // Without a Vulkan driver wgpu panics while picking an adapter.
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+        let x = Tensor::<1>::from_floats([1.0, 2.0], &device);
+        let sum: f32 = x.sum().into_scalar();
+        (device, sum)
+    });
+    std::panic::set_hook(previous_hook);
+    match probe {
+        Ok((device, 3.0)) => Ok(ChosenDevice {
+            device,
+            description: "wgpu (burn wgpu backend, WGSL; for checking the cubecl route)".into(),
+            backend: "wgpu",
+            is_gpu: true,
+        }),
+        Ok((_, sum)) => bail!("the wgpu test kernel returned {sum} instead of 3"),
+        Err(_) => bail!(
+            "the wgpu runtime failed to start: no usable Vulkan adapter (without a GPU, run scripts/install_lavapipe.sh)"
+        ),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn try_wgpu() -> Result<ChosenDevice> {
+    bail!(
+        "device = \"wgpu\" needs a build with `--features wgpu` (see scripts/check_cube_route.sh)"
+    )
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -170,5 +213,11 @@ mod tests {
         let err = DeviceChoice::parse("gpu").unwrap_err().to_string();
         assert!(err.contains("\"auto\""), "{err}");
         assert!(DeviceChoice::parse("cuda:x").is_err());
+        assert_eq!(DeviceChoice::parse("wgpu").unwrap(), DeviceChoice::Wgpu);
+        #[cfg(not(feature = "wgpu"))]
+        {
+            let err = choose_device(DeviceChoice::Wgpu).unwrap_err().to_string();
+            assert!(err.contains("--features wgpu"), "{err}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 
 use crate::device::{choose_device, DeviceChoice};
-use crate::model::fused::check::{check_all, CheckShapes, OpCheck};
+use crate::model::fused::check::{check_all, has_bf16, CheckShapes, OpCheck};
 
 /// What `check-ops` was asked for.
 pub struct CheckOpsOptions {
@@ -47,6 +47,9 @@ pub fn run(o: &CheckOpsOptions) -> Result<()> {
         "[lmtrain] check-ops on {} with {shapes:?}",
         chosen.description
     );
+    if !has_bf16(&chosen.device) {
+        println!("SKIP op=\"attention bf16\": this device has no bf16");
+    }
     let mut failed = 0;
     for c in check_all(shapes, o.seed, &chosen.device) {
         let bound = if c.bf16 {

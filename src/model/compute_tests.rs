@@ -111,7 +111,28 @@ fn fused_ops_give_the_plain_loss_and_gradients() {
                 ..Compute::default()
             },
         ),
+        (
+            "fused bias",
+            Compute {
+                fused_bias: true,
+                ..Compute::default()
+            },
+        ),
+        (
+            "flash attention",
+            Compute {
+                flash_attention: true,
+                ..Compute::default()
+            },
+        ),
         ("all fused", Compute::all_fused()),
+        (
+            "all fused and flash attention",
+            Compute {
+                flash_attention: true,
+                ..Compute::all_fused()
+            },
+        ),
     ] {
         let (l1, g1) = loss_and_grads(compute);
         let worst = worst_relative(&g1, &g0);

@@ -81,6 +81,15 @@ pub struct Compute {
     /// The training loss as one op whose backward is `softmax − one_hot`
     /// ([`super::fused::cross_entropy`]).
     pub fused_cross_entropy: bool,
+    /// Causal attention's forward pass by the backend's own attention kernel (on cubecl, burn
+    /// autotunes cubek's flash attention against its plain fallback; burn flex has its own), the
+    /// backward pass as `fused_attention`'s, normalising the recomputed scores itself
+    /// ([`super::fused::causal_attention`]). Where queries and keys align (no KV cache to
+    /// extend) and there is no dropout. Not part of [`Compute::all_fused`]: unmeasured on a GPU.
+    pub flash_attention: bool,
+    /// The linears' bias added by an op whose gradient is summed over the tokens in two stages
+    /// ([`super::fused::column_sum`]) rather than by burn's single strided reduction.
+    pub fused_bias: bool,
 }
 
 impl Compute {
@@ -91,6 +100,7 @@ impl Compute {
             fused_attention: true,
             fused_layer_norm: true,
             fused_cross_entropy: true,
+            fused_bias: true,
             ..Self::default()
         }
     }
@@ -98,12 +108,14 @@ impl Compute {
     /// `name=0|1` pairs, as the bench's RESULT line prints them.
     pub fn describe(&self) -> String {
         format!(
-            "bf16_matmuls={} gather_embedding={} fused_attention={} fused_layer_norm={} fused_cross_entropy={}",
+            "bf16_matmuls={} gather_embedding={} fused_attention={} fused_layer_norm={} fused_cross_entropy={} fused_bias={} flash_attention={}",
             u8::from(self.bf16_matmuls),
             u8::from(self.gather_embedding),
             u8::from(self.fused_attention),
             u8::from(self.fused_layer_norm),
             u8::from(self.fused_cross_entropy),
+            u8::from(self.fused_bias),
+            u8::from(self.flash_attention),
         )
     }
 }
@@ -184,11 +196,17 @@ impl Gpt {
 
     /// `x @ w + b`; with bf16 matmuls the bias is added in f32 after the product.
     fn lin(&self, x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
-        if self.compute.bf16_matmuls {
-            let y = linear(x.cast(FloatDType::BF16), w.cast(FloatDType::BF16), None);
-            y.cast(FloatDType::F32) + b.unsqueeze::<3>()
+        let product = if self.compute.bf16_matmuls {
+            linear(x.cast(FloatDType::BF16), w.cast(FloatDType::BF16), None).cast(FloatDType::F32)
+        } else if self.compute.fused_bias {
+            linear(x, w, None)
         } else {
-            linear(x, w, Some(b))
+            return linear(x, w, Some(b));
+        };
+        if self.compute.fused_bias {
+            fused::add_bias(product, b)
+        } else {
+            product + b.unsqueeze::<3>()
         }
     }
 
@@ -345,7 +363,11 @@ impl Gpt {
             k = cached.append_keys(k);
             v = cached.append_values(v);
         }
+        let aligned = k.dims()[2] == t;
         let y = match mask {
+            Some(mask) if self.compute.flash_attention && dropout <= 0.0 && aligned => {
+                fused::causal_attention(q, k, v, mask, self.compute.bf16_matmuls)
+            }
             Some(mask) if self.compute.fused_attention && dropout <= 0.0 => {
                 fused::masked_attention(q, k, v, mask, self.compute.bf16_matmuls)
             }

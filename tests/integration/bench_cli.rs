@@ -70,7 +70,7 @@ fn bench_runs_the_compute_alternatives() {
         .find(|l| l.starts_with("RESULT "))
         .expect("a RESULT line");
     assert!(
-        line.contains("bf16_matmuls=1 gather_embedding=1 fused_attention=1 fused_layer_norm=1 fused_cross_entropy=1"),
+        line.contains("bf16_matmuls=1 gather_embedding=1 fused_attention=1 fused_layer_norm=1 fused_cross_entropy=1 fused_bias=1 flash_attention=0"),
         "{line}"
     );
     assert!(!line.contains("loss_last=NaN"), "{line}");
@@ -83,11 +83,14 @@ fn check_ops_prints_one_passing_line_per_op() {
     let out = run_ok(lmtrain().args(["check-ops", "--device", "cpu"]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("CHECK ")).collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 7, "{stdout}");
     for line in &lines {
         assert!(line.ends_with(" ok"), "{line}");
     }
     assert!(lines[0].contains("dq=") && lines[0].contains("dk=") && lines[0].contains("dv="));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("op=\"bias ") && l.contains("dbias=")));
 }
 
 /// A bound no real comparison can meet makes `check-ops` fail and say which lines.

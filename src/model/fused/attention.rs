@@ -8,6 +8,7 @@
 //! `dS = P ∘ (dP − rowsum(dO ∘ O))`, so it costs one extra QKᵀ product and far fewer passes over
 //! score-sized tensors.
 
+use burn::backend::ops::AttentionModuleOptions;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::FloatDType;
@@ -20,7 +21,9 @@ pub struct Saved<B: Backend> {
     pub v: FloatTensor<B>,
     pub mask: BoolTensor<B>,
     pub out: FloatTensor<B>,
-    pub lse: FloatTensor<B>,
+    /// `None` when the forward pass was the backend's own attention kernel, which does not
+    /// return it: the backward pass then normalises the recomputed scores itself.
+    pub lse: Option<FloatTensor<B>>,
     pub bf16: bool,
 }
 
@@ -77,6 +80,30 @@ pub fn forward<B: Backend>(
     (out, lse)
 }
 
+/// Causal `softmax(QKᵀ/√d) · V` (queries and keys aligned, T = S) by the backend's own attention
+/// op: on cubecl, burn autotunes cubek's flash-attention kernels (the score matrix never reaches
+/// memory) against its plain fallback; burn flex has its own. With `bf16` the operands are cast
+/// to bf16 and the output back to f32.
+pub fn flash_forward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    bf16: bool,
+) -> FloatTensor<B> {
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    if bf16 {
+        let cast = |t| B::float_cast(t, FloatDType::BF16);
+        let out = B::attention(cast(q), cast(k), cast(v), None, None, options);
+        B::float_cast(out, FloatDType::F32)
+    } else {
+        B::attention(q, k, v, None, None, options)
+    }
+}
+
 /// Gradients `(dQ, dK, dV)` for the output gradient `dout`.
 pub fn backward<B: Backend>(saved: Saved<B>, dout: FloatTensor<B>) -> [FloatTensor<B>; 3] {
     let Saved {
@@ -91,10 +118,15 @@ pub fn backward<B: Backend>(saved: Saved<B>, dout: FloatTensor<B>) -> [FloatTens
     let head_dim = q.shape()[3];
     let scale = 1.0 / (head_dim as f64).sqrt();
     // Masked scores are −∞, so their recomputed probabilities are exactly 0.
-    let probs = B::float_exp(B::float_sub(
-        scores::<B>(q.clone(), k.clone(), mask, bf16),
-        lse,
-    ));
+    let s = scores::<B>(q.clone(), k.clone(), mask, bf16);
+    let probs = match lse {
+        Some(lse) => B::float_exp(B::float_sub(s, lse)),
+        None => {
+            let exp = B::float_exp(B::float_sub(s.clone(), B::float_max_dim(s, 3)));
+            let sum = B::float_sum_dim(exp.clone(), 3);
+            B::float_div(exp, sum)
+        }
+    };
     let dv = matmul::<B>(transpose::<B>(probs.clone()), dout.clone(), bf16);
     let dprobs = matmul::<B>(dout.clone(), transpose::<B>(v), bf16);
     // rowsum(dP ∘ P) equals rowsum(dO ∘ O), which reads head_dim columns instead of T.

@@ -7,9 +7,9 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
-use burn::backend::Backend;
+use burn::backend::{Backend, Shape, TensorMetadata};
 
-use super::{attention, cross_entropy, layer_norm, FusedOps};
+use super::{attention, column_sum, cross_entropy, layer_norm, FusedOps};
 
 /// Registers `grads[i]` for each parent that requires a gradient.
 fn register<B: Backend, const N: usize>(
@@ -47,6 +47,19 @@ impl<B: Backend> Backward<B, 3> for LayerNormBackward {
         let dy = grads.consume::<B>(&ops.node);
         let values = layer_norm::backward::<B>(ops.state.clone(), dy);
         register::<B, 3>(ops, grads, values);
+    }
+}
+
+#[derive(Debug)]
+struct BiasBackward;
+
+impl<B: Backend> Backward<B, 2> for BiasBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let dbias = column_sum::column_sum::<B>(dy.clone());
+        register::<B, 2>(ops, grads, [dy, dbias]);
     }
 }
 
@@ -90,7 +103,7 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                     v,
                     mask,
                     out: out.clone(),
-                    lse,
+                    lse: Some(lse),
                     bf16,
                 };
                 prep.finish(saved, out)
@@ -105,6 +118,45 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 )
                 .0,
             ),
+        }
+    }
+
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: BoolTensor<Self>,
+        bf16: bool,
+    ) -> FloatTensor<Self> {
+        match AttentionBackward
+            .prepare::<C>([q.node(), k.node(), v.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (q, k, v) = (
+                    q.primitive().clone(),
+                    k.primitive().clone(),
+                    v.primitive().clone(),
+                );
+                let out = attention::flash_forward::<B>(q.clone(), k.clone(), v.clone(), bf16);
+                let saved = attention::Saved {
+                    q,
+                    k,
+                    v,
+                    mask,
+                    out: out.clone(),
+                    lse: None,
+                    bf16,
+                };
+                prep.finish(saved, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(attention::flash_forward::<B>(
+                q.into_primitive(),
+                k.into_primitive(),
+                v.into_primitive(),
+                bf16,
+            )),
         }
     }
 
@@ -143,6 +195,19 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 .0,
             ),
         }
+    }
+
+    fn add_bias_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let width = b.primitive().shape()[0];
+        let sum = B::float_add(
+            x.primitive().clone(),
+            B::float_reshape(b.primitive().clone(), Shape::new([1, width])),
+        );
+        // Nothing to keep: the backward pass needs only the output gradient.
+        BiasBackward
+            .prepare::<C>([x.node(), b.node()])
+            .compute_bound()
+            .stateless(sum)
     }
 
     fn mean_cross_entropy(

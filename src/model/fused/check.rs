@@ -15,7 +15,7 @@ pub struct CheckShapes {
     /// Query positions (and keys, for the causal mask).
     pub time: usize,
     pub head_dim: usize,
-    /// Rows of the LayerNorm and cross-entropy inputs.
+    /// Rows of the LayerNorm, bias and cross-entropy inputs.
     pub rows: usize,
     pub width: usize,
     pub vocab: usize,
@@ -29,7 +29,8 @@ impl CheckShapes {
             heads: 3,
             time: 17,
             head_dim: 8,
-            rows: 37,
+            // Enough rows for the two-stage column sums of the gradients (8 blocks of 37).
+            rows: 296,
             width: 48,
             vocab: 131,
         }
@@ -168,6 +169,39 @@ fn check_attention(s: CheckShapes, start: usize, bf16: bool, device: &Device) ->
     }
 }
 
+/// Causal attention by the backend's own forward kernel ([`super::causal_attention`]).
+fn check_flash_attention(s: CheckShapes, device: &Device) -> OpCheck {
+    let (b, h, t, d) = (s.batch, s.heads, s.time, s.head_dim);
+    let q = random([b, h, t, d], device);
+    let k = random([b, h, t, d], device);
+    let v = random([b, h, t, d], device);
+    let w = random([b, h, t, d], device);
+    let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, device)
+        .unsqueeze::<4>()
+        .expand([b, h, t, t]);
+    let (m1, m2) = (mask.clone(), mask);
+    let (fused, [fq, fk, fv]) = output_and_grads(
+        [q.clone(), k.clone(), v.clone()],
+        |[q, k, v]| super::causal_attention(q, k, v, m1.autodiff(), false),
+        &w,
+    );
+    let (plain, [pq, pk, pv]) = output_and_grads(
+        [q, k, v],
+        |[q, k, v]| plain_attention(q, k, v, m2.autodiff()),
+        &w,
+    );
+    OpCheck {
+        op: format!("flash attention [{b},{h},{t},{d}]"),
+        bf16: false,
+        deviations: vec![
+            deviation("out", fused, plain),
+            deviation("dq", fq, pq),
+            deviation("dk", fk, pk),
+            deviation("dv", fv, pv),
+        ],
+    }
+}
+
 fn check_layer_norm(s: CheckShapes, device: &Device) -> OpCheck {
     let (r, c) = (s.rows, s.width);
     // Rows with an offset and a spread, as a residual stream has.
@@ -200,6 +234,28 @@ fn check_layer_norm(s: CheckShapes, device: &Device) -> OpCheck {
     }
 }
 
+fn check_bias(s: CheckShapes, device: &Device) -> OpCheck {
+    let (r, c) = (s.rows, s.width);
+    let x = random([1, r, c], device);
+    let bias = random([1, 1, c], device);
+    let w = random([1, r, c], device);
+    let (fused, [fx, fb]) = output_and_grads(
+        [x.clone(), bias.clone()],
+        |[x, b]| super::add_bias(x, b.reshape([c])),
+        &w,
+    );
+    let (plain, [px, pb]) = output_and_grads([x, bias], |[x, b]| x + b, &w);
+    OpCheck {
+        op: format!("bias [{r},{c}]"),
+        bf16: false,
+        deviations: vec![
+            deviation("out", fused, plain),
+            deviation("dx", fx, px),
+            deviation("dbias", fb, pb),
+        ],
+    }
+}
+
 fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
     let (r, v) = (s.rows, s.vocab);
     let logits = random([r, v], device) * 2.0;
@@ -225,14 +281,25 @@ fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
 }
 
 /// Every fused op against its plain composition on `device`: attention causal and with a
-/// KV-cache-style offset, in f32 and with bf16 matmuls; LayerNorm; cross-entropy.
+/// KV-cache-style offset, in f32 and (where the device has bf16) with bf16 matmuls; LayerNorm;
+/// bias; cross-entropy; causal attention by the backend's own forward kernel.
 pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck> {
     device.seed(seed);
-    vec![
+    let mut checks = vec![
         check_attention(shapes, 0, false, device),
         check_attention(shapes, shapes.time / 2, false, device),
-        check_attention(shapes, 0, true, device),
-        check_layer_norm(shapes, device),
-        check_cross_entropy(shapes, seed, device),
-    ]
+    ];
+    if has_bf16(device) {
+        checks.push(check_attention(shapes, 0, true, device));
+    }
+    checks.push(check_layer_norm(shapes, device));
+    checks.push(check_bias(shapes, device));
+    checks.push(check_cross_entropy(shapes, seed, device));
+    checks.push(check_flash_attention(shapes, device));
+    checks
+}
+
+/// Whether `device` computes in bf16 (WGSL, for one, has no bf16 type).
+pub fn has_bf16(device: &Device) -> bool {
+    device.supports_dtype(burn::tensor::DType::BF16)
 }

@@ -8,6 +8,8 @@
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Shape, TensorMetadata};
 
+use super::column_sum::column_sum;
+
 /// What the backward pass needs: the input, its row statistics and the gain.
 #[derive(Clone, Debug)]
 pub struct Saved<B: Backend> {
@@ -20,11 +22,6 @@ pub struct Saved<B: Backend> {
 fn as_row<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     let width = t.shape()[0];
     B::float_reshape(t, Shape::new([1, width]))
-}
-
-fn as_vector<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
-    let width = t.shape()[1];
-    B::float_reshape(t, Shape::new([width]))
 }
 
 /// `(x − mean)/√(var + ε)·γ + β` for each row of `x`, with the biased variance (as PyTorch);
@@ -56,11 +53,8 @@ pub fn backward<B: Backend>(saved: Saved<B>, dy: FloatTensor<B>) -> [FloatTensor
         gamma,
     } = saved;
     let normalized = B::float_mul(B::float_sub(x, mean), rstd.clone());
-    let dbeta = as_vector::<B>(B::float_sum_dim(dy.clone(), 0));
-    let dgamma = as_vector::<B>(B::float_sum_dim(
-        B::float_mul(dy.clone(), normalized.clone()),
-        0,
-    ));
+    let dbeta = column_sum::<B>(dy.clone());
+    let dgamma = column_sum::<B>(B::float_mul(dy.clone(), normalized.clone()));
     let g = B::float_mul(dy, as_row::<B>(gamma));
     let g_mean = B::float_mean_dim(g.clone(), 1);
     let gx_mean = B::float_mean_dim(B::float_mul(g.clone(), normalized.clone()), 1);

@@ -10,17 +10,19 @@
 pub mod attention;
 mod autodiff;
 pub mod check;
+pub mod column_sum;
 pub mod cross_entropy;
 pub mod layer_norm;
 #[cfg(test)]
 mod tests;
 
 use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
-use burn::backend::{backend_extension, Backend, Dispatch};
+use burn::backend::{backend_extension, Backend, Dispatch, Shape, TensorMetadata};
 use burn::tensor::{Bool, Int, Tensor};
 
-/// The ops, on the backends lmtrain runs: flex (CPU) and, with the `cuda` feature, cubecl.
-#[backend_extension(Flex, Cube: cfg(feature = "cuda"), Autodiff)]
+/// The ops, on the backends lmtrain runs: flex (CPU) and, with the `cuda` or `wgpu` feature,
+/// cubecl.
+#[backend_extension(Flex, Cube: cfg(any(feature = "cuda", feature = "wgpu")), Autodiff)]
 pub trait FusedOps: Backend {
     /// Masked attention `[batch, heads, T, head_dim]` → same; see [`attention`].
     fn masked_attention(
@@ -33,6 +35,18 @@ pub trait FusedOps: Backend {
         attention::forward::<Self>(q, k, v, mask, bf16).0
     }
 
+    /// Causal attention (T = S) whose forward pass is the backend's own attention kernel
+    /// ([`attention::flash_forward`]); `mask` (the causal mask) serves the backward pass only.
+    fn causal_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        _mask: BoolTensor<Self>,
+        bf16: bool,
+    ) -> FloatTensor<Self> {
+        attention::flash_forward::<Self>(q, k, v, bf16)
+    }
+
     /// LayerNorm of the rows of `[rows, width]`; see [`layer_norm`].
     fn layer_norm_rows(
         x: FloatTensor<Self>,
@@ -41,6 +55,13 @@ pub trait FusedOps: Backend {
         eps: f64,
     ) -> FloatTensor<Self> {
         layer_norm::forward::<Self>(x, gamma, beta, eps).0
+    }
+
+    /// `x + b` for `x` `[rows, width]` and `b` `[width]`; the bias gradient is a two-stage
+    /// [`column_sum`].
+    fn add_bias_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let width = b.shape()[0];
+        Self::float_add(x, Self::float_reshape(b, Shape::new([1, width])))
     }
 
     /// Mean cross-entropy `[1]` of `[rows, vocab]` logits; see [`cross_entropy`].
@@ -54,7 +75,7 @@ pub trait FusedOps: Backend {
 
 impl FusedOps for burn::backend::Flex {}
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
 impl FusedOps for burn::backend::Cube {}
 
 /// Masked attention of `q` `[batch, heads, T, head_dim]` over `k`, `v` `[batch, heads, S,
@@ -77,6 +98,25 @@ pub fn masked_attention(
     ))
 }
 
+/// Causal attention of `q`, `k`, `v` `[batch, heads, T, head_dim]` (queries and keys aligned),
+/// its forward pass by the backend's own attention kernel (flash attention on cubecl), its
+/// backward pass as [`masked_attention`]'s; `mask` `[batch, heads, T, T]` must be the causal mask.
+pub fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    mask: Tensor<4, Bool>,
+    bf16: bool,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::causal_attention(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        mask.into_dispatch(),
+        bf16,
+    ))
+}
+
 /// LayerNorm over the last dimension of `x` `[batch, time, width]`, with gain and bias `[width]`.
 pub fn layer_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<3> {
     let [b, t, c] = x.dims();
@@ -88,6 +128,18 @@ pub fn layer_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> 
         eps,
     ))
     .reshape([b, t, c])
+}
+
+/// `x + b` over the last dimension of `x` `[batch, time, width]`, with a bias gradient summed in
+/// two stages ([`column_sum`]) instead of burn's one strided reduction over every token.
+pub fn add_bias(x: Tensor<3>, b: Tensor<1>) -> Tensor<3> {
+    let [batch, time, width] = x.dims();
+    let rows = x.reshape([batch * time, width]);
+    Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::add_bias_rows(
+        rows.into_dispatch(),
+        b.into_dispatch(),
+    ))
+    .reshape([batch, time, width])
 }
 
 /// Mean cross-entropy of rows of `logits` `[n, vocab]` against class ids `[n]`.

@@ -39,12 +39,14 @@ fn bf16_attention_is_close_but_really_bf16() {
 #[test]
 fn every_check_covers_the_output_and_each_gradient() {
     let checks = checks();
-    assert_eq!(checks.len(), 5);
+    assert_eq!(checks.len(), 7);
     let names: Vec<Vec<&str>> = checks
         .iter()
         .map(|c| c.deviations.iter().map(|d| d.tensor).collect())
         .collect();
     assert_eq!(names[0], ["out", "dq", "dk", "dv"]);
     assert_eq!(names[3], ["out", "dx", "dgamma", "dbeta"]);
-    assert_eq!(names[4], ["loss", "dlogits"]);
+    assert_eq!(names[4], ["out", "dx", "dbias"]);
+    assert_eq!(names[5], ["loss", "dlogits"]);
+    assert_eq!(names[6], ["out", "dq", "dk", "dv"]);
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Checks lmtrain's cubecl route (the code path the CUDA backend runs) on a machine without a GPU:
+# cubecl kernels compiled to WGSL run on Mesa's lavapipe through burn's wgpu backend.
+#
+#   1. installs lavapipe if needed (scripts/install_lavapipe.sh) and builds lmtrain with
+#      `--features wgpu` (the default features plus wgpu) into target/release/lmtrain-wgpu;
+#   2. `lmtrain check-ops --device wgpu`: each fused op's cubecl route against burn's plain ops,
+#      output and gradients (the bf16 variant is skipped: WGSL has no bf16);
+#   3. the GPT training step of `lmtrain bench` on a small shape, plain and with each compute
+#      switch (256 tokens a step, so the bias gradients take the two-stage sum), on the wgpu
+#      device and on the CPU (burn flex), from the same seed: the two
+#      backends share no kernel code, so equal losses after the warm-up and timed steps check
+#      the whole step (forward, backward, AdamW, clipping and EMA) on the cubecl route.
+#
+# Prints `ROUTE variant=… cpu_loss_last=… wgpu_loss_last=… rel_diff=… ok|FAIL` per variant and
+# line (clipping and EMA off, then on) and exits non-zero if a check fails. Timing figures from
+# lavapipe mean nothing for a GPU and are not printed. The first run autotunes every kernel on
+# the CPU (several minutes); the kernel cache ($LMTRAIN_KERNEL_CACHE) makes later runs fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MAX_REL=${MAX_REL:-1e-3}
+SHAPE=(--layers 2 --d-model 64 --heads 4 --seq 32 --batch 8 --vocab 256 --steps 5 --warmup-steps 2)
+VARIANTS=("" --gather-embedding --fused-attention --fused-layer-norm --fused-cross-entropy --fused-bias --fused
+  --flash-attention "--fused --flash-attention")
+
+bash scripts/install_lavapipe.sh
+cargo build --release --features wgpu
+BIN=target/release/lmtrain-wgpu
+cp target/release/lmtrain "$BIN"
+
+failed=0
+echo "== check-ops on wgpu" >&2
+if ! "$BIN" check-ops --device wgpu --shapes small; then
+  failed=1
+fi
+
+loss_lines() { # device flags...: loss_last of each RESULT line, in order
+  local device=$1
+  shift
+  "$BIN" bench --device "$device" "${SHAPE[@]}" "$@" 2>/dev/null \
+    | sed -n 's/^RESULT .* loss_last=\([^ ]*\) clip_ema=\([01]\).*/\2 \1/p'
+}
+
+for v in "${VARIANTS[@]}"; do
+  name=${v:-plain}
+  name=${name// /}
+  echo "== training step: $name" >&2
+  # shellcheck disable=SC2086 # an empty variant passes no flag
+  cpu=$(loss_lines cpu $v)
+  # shellcheck disable=SC2086
+  gpu=$(loss_lines wgpu $v)
+  if [ -z "$cpu" ] || [ "$(wc -l <<<"$cpu")" != "$(wc -l <<<"$gpu")" ]; then
+    echo "ROUTE variant=$name FAIL: a bench run printed no RESULT line (cpu: '$cpu', wgpu: '$gpu')"
+    failed=1
+    continue
+  fi
+  if ! paste -d' ' <(echo "$cpu") <(echo "$gpu") | awk -v v="$name" -v m="$MAX_REL" '
+    { d = $2 - $4; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); ok = (r <= m + 0 && $2 == $2 && $4 == $4)
+      printf "ROUTE variant=%s clip_ema=%s cpu_loss_last=%s wgpu_loss_last=%s rel_diff=%.2e %s\n", v, $1, $2, $4, r, ok ? "ok" : "FAIL"
+      if (!ok) bad = 1 }
+    END { exit bad }'; then
+    failed=1
+  fi
+done
+
+if [ "$failed" -ne 0 ]; then
+  echo "check_cube_route: the cubecl route differs from the CPU route (lines marked FAIL above)" >&2
+  exit 1
+fi
+echo "check_cube_route: every check passed" >&2
