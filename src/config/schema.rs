@@ -48,8 +48,8 @@ pub struct ModelConfig {
     /// Hugging Face GPT-2 checkpoints; for fine-tuning those).
     #[serde(default)]
     pub activation: Activation,
-    /// Attention, LayerNorm and the loss as single ops with hand-written backward passes, and
-    /// the token embedding as a gather ([`crate::model::Compute::all_fused`]): the same function
+    /// Attention, LayerNorm, the linears' bias adds and the loss as single ops with hand-written
+    /// backward passes, and the token embedding as a gather ([`crate::model::Compute::all_fused`]): the same function
     /// up to float rounding, with less memory kept for the backward pass.
     #[serde(default)]
     pub fused_ops: bool,
