@@ -63,7 +63,8 @@ for v in "${VARIANTS[@]}"; do
     continue
   fi
   if ! paste -d' ' <(echo "$cpu") <(echo "$gpu") | awk -v v="$name" -v m="$MAX_REL" '
-    { d = $2 - $4; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); ok = (r <= m + 0 && $2 == $2 && $4 == $4)
+    { d = $2 - $4; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2)
+      num = "^-?[0-9]+([.][0-9]+)?$"; ok = ($2 ~ num && $4 ~ num && r <= m + 0)
       printf "ROUTE variant=%s clip_ema=%s cpu_loss_last=%s wgpu_loss_last=%s rel_diff=%.2e %s\n", v, $1, $2, $4, r, ok ? "ok" : "FAIL"
       if (!ok) bad = 1 }
     END { exit bad }'; then
