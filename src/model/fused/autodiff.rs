@@ -76,6 +76,54 @@ impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
     }
 }
 
+/// One attention graph node: `forward` gives the output and, where it has one, the per-row
+/// log-sum-exp; the backward pass is [`attention::backward`] either way.
+fn attention_node<B: Backend, C: CheckpointStrategy>(
+    [q, k, v]: [FloatTensor<Autodiff<B, C>>; 3],
+    mask: BoolTensor<B>,
+    bf16: bool,
+    forward: impl FnOnce(
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        BoolTensor<B>,
+    ) -> (FloatTensor<B>, Option<FloatTensor<B>>),
+) -> FloatTensor<Autodiff<B, C>> {
+    match AttentionBackward
+        .prepare::<C>([q.node(), k.node(), v.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (q, k, v) = (
+                q.primitive().clone(),
+                k.primitive().clone(),
+                v.primitive().clone(),
+            );
+            let (out, lse) = forward(q.clone(), k.clone(), v.clone(), mask.clone());
+            let saved = attention::Saved {
+                q,
+                k,
+                v,
+                mask,
+                out: out.clone(),
+                lse,
+                bf16,
+            };
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(
+            forward(
+                q.into_primitive(),
+                k.into_primitive(),
+                v.into_primitive(),
+                mask,
+            )
+            .0,
+        ),
+    }
+}
+
 impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn masked_attention(
         q: FloatTensor<Self>,
@@ -84,41 +132,10 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         mask: BoolTensor<Self>,
         bf16: bool,
     ) -> FloatTensor<Self> {
-        match AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (q, k, v) = (
-                    q.primitive().clone(),
-                    k.primitive().clone(),
-                    v.primitive().clone(),
-                );
-                let (out, lse) =
-                    attention::forward::<B>(q.clone(), k.clone(), v.clone(), mask.clone(), bf16);
-                let saved = attention::Saved {
-                    q,
-                    k,
-                    v,
-                    mask,
-                    out: out.clone(),
-                    lse: Some(lse),
-                    bf16,
-                };
-                prep.finish(saved, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(
-                attention::forward::<B>(
-                    q.into_primitive(),
-                    k.into_primitive(),
-                    v.into_primitive(),
-                    mask,
-                    bf16,
-                )
-                .0,
-            ),
-        }
+        attention_node::<B, C>([q, k, v], mask, bf16, |q, k, v, mask| {
+            let (out, lse) = attention::forward::<B>(q, k, v, mask, bf16);
+            (out, Some(lse))
+        })
     }
 
     fn causal_attention(
@@ -128,36 +145,9 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         mask: BoolTensor<Self>,
         bf16: bool,
     ) -> FloatTensor<Self> {
-        match AttentionBackward
-            .prepare::<C>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (q, k, v) = (
-                    q.primitive().clone(),
-                    k.primitive().clone(),
-                    v.primitive().clone(),
-                );
-                let out = attention::flash_forward::<B>(q.clone(), k.clone(), v.clone(), bf16);
-                let saved = attention::Saved {
-                    q,
-                    k,
-                    v,
-                    mask,
-                    out: out.clone(),
-                    lse: None,
-                    bf16,
-                };
-                prep.finish(saved, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(attention::flash_forward::<B>(
-                q.into_primitive(),
-                k.into_primitive(),
-                v.into_primitive(),
-                bf16,
-            )),
-        }
+        attention_node::<B, C>([q, k, v], mask, bf16, |q, k, v, _| {
+            (attention::flash_forward::<B>(q, k, v, bf16), None)
+        })
     }
 
     fn layer_norm_rows(

@@ -129,9 +129,18 @@ fn plain_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Boo
     softmax(scores.mask_fill(mask, f32::NEG_INFINITY), 3).matmul(v)
 }
 
-/// Masked attention, with a causal mask offset by `start` (queries at positions start.., as in a
-/// KV-cache prefill) when `start > 0`.
-fn check_attention(s: CheckShapes, start: usize, bf16: bool, device: &Device) -> OpCheck {
+/// The fused attention entry points ([`super::masked_attention`], [`super::causal_attention`]).
+type AttentionOp = fn(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4, Bool>, bool) -> Tensor<4>;
+
+/// `op` (named `name`) against plain attention under a causal mask offset by `start` (queries at
+/// positions start.., as in a KV-cache prefill) when `start > 0`.
+fn check_attention(
+    s: CheckShapes,
+    start: usize,
+    bf16: bool,
+    (name, op): (&str, AttentionOp),
+    device: &Device,
+) -> OpCheck {
     let (b, h, t, d) = (s.batch, s.heads, s.time, s.head_dim);
     let total = start + t;
     let q = random([b, h, t, d], device);
@@ -142,47 +151,9 @@ fn check_attention(s: CheckShapes, start: usize, bf16: bool, device: &Device) ->
         .expand([b, h, t, total]);
     let w = random([b, h, t, d], device);
     let (m1, m2) = (mask.clone(), mask);
-    let (fused, fg) = output_and_grads(
-        [q.clone(), k.clone(), v.clone()],
-        |[q, k, v]| super::masked_attention(q, k, v, m1.autodiff(), bf16),
-        &w,
-    );
-    let (plain, pg) = output_and_grads(
-        [q, k, v],
-        |[q, k, v]| plain_attention(q, k, v, m2.autodiff()),
-        &w,
-    );
-    let [fq, fk, fv] = fg;
-    let [pq, pk, pv] = pg;
-    OpCheck {
-        op: format!(
-            "attention [{b},{h},{t},{d}] keys {total}{}",
-            if bf16 { " bf16" } else { "" }
-        ),
-        bf16,
-        deviations: vec![
-            deviation("out", fused, plain),
-            deviation("dq", fq, pq),
-            deviation("dk", fk, pk),
-            deviation("dv", fv, pv),
-        ],
-    }
-}
-
-/// Causal attention by the backend's own forward kernel ([`super::causal_attention`]).
-fn check_flash_attention(s: CheckShapes, device: &Device) -> OpCheck {
-    let (b, h, t, d) = (s.batch, s.heads, s.time, s.head_dim);
-    let q = random([b, h, t, d], device);
-    let k = random([b, h, t, d], device);
-    let v = random([b, h, t, d], device);
-    let w = random([b, h, t, d], device);
-    let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, device)
-        .unsqueeze::<4>()
-        .expand([b, h, t, t]);
-    let (m1, m2) = (mask.clone(), mask);
     let (fused, [fq, fk, fv]) = output_and_grads(
         [q.clone(), k.clone(), v.clone()],
-        |[q, k, v]| super::causal_attention(q, k, v, m1.autodiff(), false),
+        |[q, k, v]| op(q, k, v, m1.autodiff(), bf16),
         &w,
     );
     let (plain, [pq, pk, pv]) = output_and_grads(
@@ -191,8 +162,11 @@ fn check_flash_attention(s: CheckShapes, device: &Device) -> OpCheck {
         &w,
     );
     OpCheck {
-        op: format!("flash attention [{b},{h},{t},{d}]"),
-        bf16: false,
+        op: format!(
+            "{name} [{b},{h},{t},{d}] keys {total}{}",
+            if bf16 { " bf16" } else { "" }
+        ),
+        bf16,
         deviations: vec![
             deviation("out", fused, plain),
             deviation("dq", fq, pq),
@@ -285,17 +259,19 @@ fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
 /// bias; cross-entropy; causal attention by the backend's own forward kernel.
 pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck> {
     device.seed(seed);
+    let masked: (&str, AttentionOp) = ("attention", super::masked_attention);
+    let flash: (&str, AttentionOp) = ("flash attention", super::causal_attention);
     let mut checks = vec![
-        check_attention(shapes, 0, false, device),
-        check_attention(shapes, shapes.time / 2, false, device),
+        check_attention(shapes, 0, false, masked, device),
+        check_attention(shapes, shapes.time / 2, false, masked, device),
     ];
     if has_bf16(device) {
-        checks.push(check_attention(shapes, 0, true, device));
+        checks.push(check_attention(shapes, 0, true, masked, device));
     }
     checks.push(check_layer_norm(shapes, device));
     checks.push(check_bias(shapes, device));
     checks.push(check_cross_entropy(shapes, seed, device));
-    checks.push(check_flash_attention(shapes, device));
+    checks.push(check_attention(shapes, 0, false, flash, device));
     checks
 }
 
