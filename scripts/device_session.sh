@@ -14,8 +14,9 @@
 #      eager bf16, configs A and B)
 #   5. lmtrain bench on A and B with the speed switches combined, and with ALL_VARIANTS=1 each
 #      alone (variants-A/B)
-#   6. per-kernel profiles of one step of A and of B (lmtrain bench --profile), --fused and plain
-#      (profile-fused-A, profile-fused-B, profile-A, profile-B)
+#   6. per-kernel profiles of one step of A and of B (lmtrain bench --profile), --fused (or
+#      PROFILE_FLAGS) and plain (profile-fused-A, profile-fused-B, profile-A, profile-B); each
+#      reads with scripts/profile_breakdown.py
 #   7. scripts/gpu_bench.sh without --quick (also clip+EMA, PyTorch eager f32 and
 #      torch.compile bf16), only when named in ONLY (gpu-bench-full)
 #   8. lmtrain bench on A with --dtype flex32
@@ -116,9 +117,13 @@ for c in A B; do
       --no-clip-ema-line --label "$c${flags// /}" $flags
   done
 done
+# PROFILE_FLAGS (default --fused) picks the switches of the profile-fused-A/B steps, e.g. the
+# fastest combination variants-A/B found: scripts/profile_breakdown.py reads any of them.
 for c in A B; do
+  # shellcheck disable=SC2086
   step "profile-fused-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \
-    --no-clip-ema-line --fused --label "$c-fused-profile" --profile "$out/profile-fused-$c.log"
+    --no-clip-ema-line ${PROFILE_FLAGS:---fused} --label "$c-fused-profile" \
+    --profile "$out/profile-fused-$c.log"
 done
 for c in A B; do
   step "profile-$c" 45 60 "$LMTRAIN" bench --config "$c" --steps 2 --warmup-steps 1 \

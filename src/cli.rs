@@ -273,7 +273,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub fused: bool,
     /// Time every kernel launch and write the per-kernel log to FILE (cubecl's profiler; adds
-    /// overhead, so the step times printed with it are not the benchmark's figures).
+    /// overhead and a device sync after each forward and backward pass, so the step times
+    /// printed with it are not the benchmark's figures, and in_use_sampled_gib is not measured).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
 }
@@ -507,6 +508,7 @@ fn bench_command(a: BenchArgs) -> Result<()> {
                 fused_bias: a.fused_bias || a.fused,
                 flash_attention: a.flash_attention,
             },
+            profiling: a.profile.is_some(),
         };
         let r = run_bench(&o, &chosen.device)?;
         println!("{}", result_line(&o, &r, backend));

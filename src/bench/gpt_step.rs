@@ -1,7 +1,7 @@
 //! Times lmtrain's training step the way the reference does: the median of per-step wall times
 //! after warm-up, with a device sync after every step. The step is the trainer's own
-//! [`optimizer_step`]: forward + backward + AdamW, first with clipping and EMA off (as the
-//! reference has neither), then with both on.
+//! [`optimizer_step`](crate::train::step::optimizer_step): forward + backward + AdamW, first
+//! with clipping and EMA off (as the reference has neither), then with both on.
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use crate::config::*;
 use crate::model::params::{count, upload};
 use crate::model::{Gpt, GptShape};
 use crate::train::adamw::AdamW;
-use crate::train::step::{optimizer_step, tracked_copies, TrainState};
+use crate::train::step::{optimizer_step_marked, tracked_copies, TrainState};
 use crate::train::Task;
 
 /// The reference's model shape.
@@ -63,6 +63,10 @@ pub struct BenchOptions {
     pub dtype: String,
     /// How the model computes (bf16 matmul operands, gather embedding).
     pub compute: crate::model::Compute,
+    /// For `--profile`: sync the device after each step's forward and backward passes, so that
+    /// the per-kernel log splits every step into forward, backward and update launches; and
+    /// skip [`memory_probe`], whose extra step (no update) would otherwise end the log.
+    pub profiling: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -82,8 +86,9 @@ pub struct BenchResult {
     pub in_use_peak_sampled: Option<u64>,
 }
 
-/// A config that makes [`optimizer_step`] match the reference's optimizer: AdamW(lr, (0.9,
-/// 0.95), eps 1e-8, weight decay 0.1), constant lr, one micro-batch, no dropout.
+/// A config that makes [`optimizer_step`](crate::train::step::optimizer_step) match the
+/// reference's optimizer: AdamW(lr, (0.9, 0.95), eps 1e-8, weight decay 0.1), constant lr, one
+/// micro-batch, no dropout.
 fn bench_config(o: &BenchOptions) -> Config {
     let s = &o.shape;
     Config {
@@ -180,7 +185,14 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let (mut loss_first, mut loss_last, mut first_step_ms) = (f64::NAN, f64::NAN, 0.0);
     for step in 0..total {
         let t0 = Instant::now();
-        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, device)?;
+        let out = optimizer_step_marked(&mut task, &mut state, &specs, &cfg, device, &mut |at| {
+            if o.profiling {
+                device.sync().map_err(|e| {
+                    anyhow!("the device failed after the {at:?} pass of step {step}: {e:?}")
+                })?;
+            }
+            Ok(())
+        })?;
         device
             .sync()
             .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
@@ -198,7 +210,11 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
             eprintln!("[lmtrain] step {step:>3} {ms:.1} ms");
         }
     }
-    let in_use_peak_sampled = memory_probe(&mut task, &state, device)?;
+    let in_use_peak_sampled = if !o.profiling {
+        memory_probe(&mut task, &state, device)?
+    } else {
+        None
+    };
     let mean_ms = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let n = times.len();
@@ -253,11 +269,13 @@ fn memory_probe(
     Ok(after_forward.max(after_backward))
 }
 
-/// The reference's `RESULT key=value ...` line, with lmtrain's extra keys at the end.
+/// The reference's `RESULT key=value ...` line, with lmtrain's extra keys at the end
+/// (`loss_last_full`: the last loss to 9 significant digits, where the reference's format keeps
+/// 4 decimals, so that two backends' steps can be compared closely).
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
     format!(
-        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} {}",
+        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} loss_last_full={:.8e} {}",
         o.dtype,
         o.label,
         s.layers,
@@ -277,6 +295,104 @@ pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
         r.first_step_ms,
         r.reserved_bytes.unwrap_or(0) as f64 / (1u64 << 30) as f64,
         r.in_use_peak_sampled.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+        r.loss_last,
         o.compute.describe()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ParamSpec;
+    use crate::train::step::{optimizer_step, PhaseEnd};
+
+    /// A one-layer GPT on the CPU taking steps of two micro-batches, with clipping and EMA on.
+    fn setup() -> (PermutationTask, TrainState, Vec<ParamSpec>, Config, Device) {
+        let o = BenchOptions {
+            shape: BenchShape {
+                layers: 1,
+                d_model: 16,
+                heads: 2,
+                seq: 8,
+                batch: 2,
+                vocab: 32,
+            },
+            steps: 1,
+            warmup_steps: 0,
+            lr: 1e-2,
+            clip_and_ema: true,
+            peak_tflops: 1.0,
+            label: "-".into(),
+            seed: 3,
+            dtype: "f32".into(),
+            compute: Default::default(),
+            profiling: false,
+        };
+        let mut cfg = bench_config(&o);
+        cfg.optim.grad_accum = 2;
+        let device = Device::flex();
+        let gpt = Gpt::new(GptShape::from(&cfg.model));
+        let specs = gpt.specs().to_vec();
+        let task = PermutationTask::new(gpt, o.shape.batch, o.seed);
+        let params = upload(&specs, &task.init_params(o.seed), &device).unwrap();
+        let state = TrainState {
+            step: 0,
+            tokens: 0,
+            ema: Some(params.clone()),
+            opt: AdamW::zeros_like(&params),
+            params,
+        };
+        (task, state, specs, cfg, device)
+    }
+
+    fn values(params: &[Tensor<1>]) -> Vec<Vec<f32>> {
+        params
+            .iter()
+            .map(|p| p.clone().into_data().try_to_vec::<f32>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_marked_step_marks_each_micro_batch_and_takes_the_same_step() {
+        let (mut task, mut state, specs, cfg, device) = setup();
+        let mut marks = Vec::new();
+        let marked =
+            optimizer_step_marked(&mut task, &mut state, &specs, &cfg, &device, &mut |at| {
+                marks.push(at);
+                Ok(())
+            })
+            .unwrap();
+        use PhaseEnd::{Backward, Forward};
+        assert_eq!(marks, [Forward, Backward, Forward, Backward]);
+
+        let (mut task2, mut state2, ..) = setup();
+        let plain = optimizer_step(&mut task2, &mut state2, &specs, &cfg, &device).unwrap();
+        assert_eq!(scalar(marked.loss).unwrap(), scalar(plain.loss).unwrap());
+        assert_eq!(values(&state.params), values(&state2.params));
+        assert_ne!(
+            values(&state.params),
+            values(&setup().1.params),
+            "the step updated nothing"
+        );
+    }
+
+    #[test]
+    fn a_failing_marker_stops_the_step_before_the_update() {
+        let (mut task, mut state, specs, cfg, device) = setup();
+        let before = values(&state.params);
+        let result = optimizer_step_marked(
+            &mut task,
+            &mut state,
+            &specs,
+            &cfg,
+            &device,
+            &mut |at| match at {
+                PhaseEnd::Backward => Err(anyhow!("the device failed")),
+                PhaseEnd::Forward => Ok(()),
+            },
+        );
+        assert!(result.is_err());
+        assert_eq!(state.step, 0);
+        assert_eq!(values(&state.params), before);
+    }
 }

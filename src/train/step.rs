@@ -55,6 +55,15 @@ pub fn tracked_copies(params: &[Tensor<1>]) -> Vec<Tensor<1>> {
         .collect()
 }
 
+/// The points inside a step where [`optimizer_step_marked`] calls its marker: after each
+/// micro-batch's forward pass (its loss queued) and after its backward pass (its gradients
+/// queued). The update follows the last backward pass and ends the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseEnd {
+    Forward,
+    Backward,
+}
+
 /// Takes optimizer step `state.step + 1`.
 pub fn optimizer_step<T: Task>(
     task: &mut T,
@@ -62,6 +71,20 @@ pub fn optimizer_step<T: Task>(
     specs: &[ParamSpec],
     cfg: &Config,
     device: &Device,
+) -> Result<StepOutput> {
+    optimizer_step_marked(task, state, specs, cfg, device, &mut |_| Ok(()))
+}
+
+/// [`optimizer_step`], calling `mark` at each [`PhaseEnd`]: the benchmark's profiler syncs the
+/// device there, so that a per-kernel log splits each step into its forward, backward and
+/// update launches instead of leaving the split to be guessed from kernel names.
+pub fn optimizer_step_marked<T: Task>(
+    task: &mut T,
+    state: &mut TrainState,
+    specs: &[ParamSpec],
+    cfg: &Config,
+    device: &Device,
+    mark: &mut dyn FnMut(PhaseEnd) -> Result<()>,
 ) -> Result<StepOutput> {
     let t = state.step + 1;
     let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
@@ -75,6 +98,7 @@ pub fn optimizer_step<T: Task>(
         device.seed(step_seed(cfg.train.seed, t, micro as u64));
         let tracked = tracked_copies(&state.params);
         let loss = task.loss(&tracked, &batch, true);
+        mark(PhaseEnd::Forward)?;
         let backward = (loss.clone() / accum as f64).backward();
         // A parameter the loss does not reach gets a zero gradient.
         let micro_grads: Vec<Tensor<1>> = tracked
@@ -84,6 +108,7 @@ pub fn optimizer_step<T: Task>(
                     .unwrap_or_else(|| p.clone().inner().zeros_like())
             })
             .collect();
+        mark(PhaseEnd::Backward)?;
         grads = Some(match grads {
             None => micro_grads,
             Some(acc) => acc
