@@ -196,17 +196,21 @@ impl Gpt {
 
     /// `x @ w + b`; with bf16 matmuls the bias is added in f32 after the product.
     fn lin(&self, x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
+        if !self.compute.bf16_matmuls && !self.compute.fused_bias {
+            return linear(x, w, Some(b));
+        }
+        // Shaped before the product, so that on the GPU nothing is queued between the matmul and
+        // the add, which burn's fusion can then fold into the matmul.
+        let b = b.unsqueeze::<3>();
         let product = if self.compute.bf16_matmuls {
             linear(x.cast(FloatDType::BF16), w.cast(FloatDType::BF16), None).cast(FloatDType::F32)
-        } else if self.compute.fused_bias {
-            linear(x, w, None)
         } else {
-            return linear(x, w, Some(b));
+            linear(x, w, None)
         };
         if self.compute.fused_bias {
             fused::add_bias(product, b)
         } else {
-            product + b.unsqueeze::<3>()
+            product + b
         }
     }
 

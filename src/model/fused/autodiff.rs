@@ -7,7 +7,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::{BoolTensor, FloatTensor, IntTensor};
-use burn::backend::{Backend, Shape, TensorMetadata};
+use burn::backend::{Backend, TensorMetadata};
 
 use super::{attention, column_sum, cross_entropy, layer_norm, FusedOps};
 
@@ -58,7 +58,9 @@ impl<B: Backend> Backward<B, 2> for BiasBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
-        let dbias = column_sum::column_sum::<B>(dy.clone());
+        let rank = dy.shape().num_dims();
+        let dbias =
+            column_sum::along_last_dim::<B>(column_sum::last_dim_sum::<B>(dy.clone()), rank);
         register::<B, 2>(ops, grads, [dy, dbias]);
     }
 }
@@ -187,12 +189,8 @@ impl<B: Backend, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn add_bias_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        let width = b.primitive().shape()[0];
-        let sum = B::float_add(
-            x.primitive().clone(),
-            B::float_reshape(b.primitive().clone(), Shape::new([1, width])),
-        );
+    fn add_bias(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let sum = B::float_add(x.primitive().clone(), b.primitive().clone());
         // Nothing to keep: the backward pass needs only the output gradient.
         BiasBackward
             .prepare::<C>([x.node(), b.node()])

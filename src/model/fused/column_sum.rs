@@ -33,6 +33,24 @@ pub fn split_for(rows: usize) -> usize {
     }
 }
 
+/// `[…, width]` → `[width]`: the sum over every dimension but the last, as a [`column_sum`] of
+/// the flattened rows (the reshape is free: gradients arrive contiguous).
+pub fn last_dim_sum<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = t.shape();
+    let width = shape[shape.num_dims() - 1];
+    let rows = shape.num_elements() / width;
+    column_sum::<B>(B::float_reshape(t, Shape::new([rows, width])))
+}
+
+/// `[width]` → `[1, …, 1, width]` with `rank` dimensions, to broadcast over the last dimension
+/// of a rank-`rank` tensor.
+pub fn along_last_dim<B: Backend>(v: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
+    let width = v.shape()[0];
+    let mut dims = vec![1; rank];
+    dims[rank - 1] = width;
+    B::float_reshape(v, Shape::from(dims))
+}
+
 /// `[rows, width]` → `[width]`: the sum of the rows.
 pub fn column_sum<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     let rows = t.shape()[0];
