@@ -13,7 +13,7 @@ use crate::config::*;
 use crate::model::params::{count, upload};
 use crate::model::{Gpt, GptShape};
 use crate::train::adamw::AdamW;
-use crate::train::step::{optimizer_step_marked, tracked_copies, TrainState};
+use crate::train::step::{optimizer_step_with, tracked_copies, PhaseEnd, StepExtras, TrainState};
 use crate::train::Task;
 
 /// The reference's model shape.
@@ -185,14 +185,20 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let (mut loss_first, mut loss_last, mut first_step_ms) = (f64::NAN, f64::NAN, 0.0);
     for step in 0..total {
         let t0 = Instant::now();
-        let out = optimizer_step_marked(&mut task, &mut state, &specs, &cfg, device, &mut |at| {
+        let mut sync_at_phase_ends = |at: PhaseEnd| -> Result<()> {
             if o.profiling {
                 device.sync().map_err(|e| {
                     anyhow!("the device failed after the {at:?} pass of step {step}: {e:?}")
                 })?;
             }
             Ok(())
-        })?;
+        };
+        // No gradient norm unless clipping needs it: the reference computes none.
+        let extras = StepExtras {
+            grad_norm: false,
+            mark: &mut sync_at_phase_ends,
+        };
+        let out = optimizer_step_with(&mut task, &mut state, &specs, &cfg, device, extras)?;
         device
             .sync()
             .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
@@ -304,7 +310,7 @@ pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::ParamSpec;
-    use crate::train::step::{optimizer_step, PhaseEnd};
+    use crate::train::step::optimizer_step;
 
     /// A one-layer GPT on the CPU taking steps of two micro-batches, with clipping and EMA on.
     fn setup() -> (PermutationTask, TrainState, Vec<ParamSpec>, Config, Device) {
@@ -356,14 +362,21 @@ mod tests {
     fn a_marked_step_marks_each_micro_batch_and_takes_the_same_step() {
         let (mut task, mut state, specs, cfg, device) = setup();
         let mut marks = Vec::new();
-        let marked =
-            optimizer_step_marked(&mut task, &mut state, &specs, &cfg, &device, &mut |at| {
+        let extras = StepExtras {
+            grad_norm: false,
+            mark: &mut |at| {
                 marks.push(at);
                 Ok(())
-            })
-            .unwrap();
+            },
+        };
+        let marked =
+            optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, extras).unwrap();
         use PhaseEnd::{Backward, Forward};
         assert_eq!(marks, [Forward, Backward, Forward, Backward]);
+        assert!(
+            marked.grad_norm.is_some(),
+            "clipping is on, so the norm is computed"
+        );
 
         let (mut task2, mut state2, ..) = setup();
         let plain = optimizer_step(&mut task2, &mut state2, &specs, &cfg, &device).unwrap();
@@ -377,20 +390,32 @@ mod tests {
     }
 
     #[test]
+    fn without_clipping_the_norm_is_skipped_unless_asked_for() {
+        let (mut task, mut state, specs, mut cfg, device) = setup();
+        cfg.optim.grad_clip = 0.0;
+        let skip = StepExtras {
+            grad_norm: false,
+            mark: &mut |_| Ok(()),
+        };
+        let out = optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, skip).unwrap();
+        assert!(out.grad_norm.is_none());
+        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, &device).unwrap();
+        let norm = scalar(out.grad_norm.expect("asked for")).unwrap();
+        assert!(norm.is_finite() && norm > 0.0, "{norm}");
+    }
+
+    #[test]
     fn a_failing_marker_stops_the_step_before_the_update() {
         let (mut task, mut state, specs, cfg, device) = setup();
         let before = values(&state.params);
-        let result = optimizer_step_marked(
-            &mut task,
-            &mut state,
-            &specs,
-            &cfg,
-            &device,
-            &mut |at| match at {
+        let extras = StepExtras {
+            grad_norm: true,
+            mark: &mut |at| match at {
                 PhaseEnd::Backward => Err(anyhow!("the device failed")),
                 PhaseEnd::Forward => Ok(()),
             },
-        );
+        };
+        let result = optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, extras);
         assert!(result.is_err());
         assert_eq!(state.step, 0);
         assert_eq!(values(&state.params), before);

@@ -30,8 +30,9 @@ pub struct TrainState {
 pub struct StepOutput {
     /// Mean loss over the step's micro-batches (before the update).
     pub loss: Tensor<1>,
-    /// Global gradient norm before clipping.
-    pub grad_norm: Tensor<1>,
+    /// Global gradient norm before clipping: computed when clipping is on or
+    /// [`StepExtras::grad_norm`] asks for it.
+    pub grad_norm: Option<Tensor<1>>,
     pub lr: f64,
     pub tokens: u64,
 }
@@ -55,7 +56,7 @@ pub fn tracked_copies(params: &[Tensor<1>]) -> Vec<Tensor<1>> {
         .collect()
 }
 
-/// The points inside a step where [`optimizer_step_marked`] calls its marker: after each
+/// The points inside a step where [`StepExtras::mark`] is called: after each
 /// micro-batch's forward pass (its loss queued) and after its backward pass (its gradients
 /// queued). The update follows the last backward pass and ends the step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,18 @@ pub enum PhaseEnd {
     Backward,
 }
 
-/// Takes optimizer step `state.step + 1`.
+/// What a caller asks of a step beyond the update itself.
+pub struct StepExtras<'a> {
+    /// Compute the pre-clip gradient norm even when clipping is off (the trainer asks at log
+    /// steps; the benchmark never, as its reference computes none).
+    pub grad_norm: bool,
+    /// Called at each [`PhaseEnd`]: the benchmark's profiler syncs the device there, so that a
+    /// per-kernel log splits each step into its forward, backward and update launches instead
+    /// of leaving the split to be guessed from kernel names.
+    pub mark: &'a mut dyn FnMut(PhaseEnd) -> Result<()>,
+}
+
+/// Takes optimizer step `state.step + 1`, with the gradient norm and no marks.
 pub fn optimizer_step<T: Task>(
     task: &mut T,
     state: &mut TrainState,
@@ -72,20 +84,23 @@ pub fn optimizer_step<T: Task>(
     cfg: &Config,
     device: &Device,
 ) -> Result<StepOutput> {
-    optimizer_step_marked(task, state, specs, cfg, device, &mut |_| Ok(()))
+    let extras = StepExtras {
+        grad_norm: true,
+        mark: &mut |_| Ok(()),
+    };
+    optimizer_step_with(task, state, specs, cfg, device, extras)
 }
 
-/// [`optimizer_step`], calling `mark` at each [`PhaseEnd`]: the benchmark's profiler syncs the
-/// device there, so that a per-kernel log splits each step into its forward, backward and
-/// update launches instead of leaving the split to be guessed from kernel names.
-pub fn optimizer_step_marked<T: Task>(
+/// Takes optimizer step `state.step + 1`, doing what `extras` asks.
+pub fn optimizer_step_with<T: Task>(
     task: &mut T,
     state: &mut TrainState,
     specs: &[ParamSpec],
     cfg: &Config,
     device: &Device,
-    mark: &mut dyn FnMut(PhaseEnd) -> Result<()>,
+    extras: StepExtras,
 ) -> Result<StepOutput> {
+    let mark = extras.mark;
     let t = state.step + 1;
     let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
     let accum = cfg.optim.grad_accum;
@@ -124,7 +139,7 @@ pub fn optimizer_step_marked<T: Task>(
         });
     }
     let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
-    let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip);
+    let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip, extras.grad_norm);
     state
         .opt
         .step(&mut state.params, &grads, specs, t, lr, &cfg.optim);

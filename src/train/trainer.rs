@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use super::adamw::AdamW;
 use super::checkpoint::{self, CheckpointMeta, CheckpointState};
 use super::metrics::{MetricsRow, RunLog};
-use super::step::{optimizer_step, TrainState};
+use super::step::{optimizer_step_with, StepExtras, TrainState};
 use super::task::Task;
 use crate::config::Config;
 use crate::model::params::{download, upload};
@@ -139,8 +139,15 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let mut first_step_seconds = None;
     let first_step = state.step + 1;
 
+    // Log steps as decided below, less an interruption, which cannot be foreseen: a row logged
+    // because of one has no gradient norm when clipping is off.
+    let log_step = |t: u64| t == 1 || t.is_multiple_of(cfg.train.log_every) || t == max_steps;
     while state.step < max_steps {
-        let out = optimizer_step(task, &mut state, &specs, cfg, device)?;
+        let extras = StepExtras {
+            grad_norm: log_step(state.step + 1),
+            mark: &mut |_| Ok(()),
+        };
+        let out = optimizer_step_with(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
         interval_tokens += out.tokens;
         interval_loss = Some(match interval_loss {
@@ -156,7 +163,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         let do_gen = ge > 0 && (t.is_multiple_of(ge) || last);
         // Every generation evaluation also validates, so that the statistics can pair them.
         let do_val = t.is_multiple_of(cfg.eval.val_every) || last || do_gen;
-        let do_log = t == 1 || t.is_multiple_of(cfg.train.log_every) || last || stop;
+        let do_log = log_step(t) || stop;
         if do_log || do_val {
             let mut row = MetricsRow {
                 step: t,
@@ -174,7 +181,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                         );
                     }
                     row.train_loss = Some(loss);
-                    row.grad_norm = Some(read_scalar(grad_norm, "the gradient norm")?);
+                    row.grad_norm = grad_norm
+                        .map(|g| read_scalar(g, "the gradient norm"))
+                        .transpose()?;
                     if t == first_step {
                         // On a GPU this is where kernels compile and autotune: the figure that
                         // `lmtrain warmup` and a carried kernel cache bring down.
