@@ -1,7 +1,7 @@
 //! Times lmtrain's training step the way the reference does: the median of per-step wall times
 //! after warm-up, with a device sync after every step. The step is the trainer's own
-//! [`optimizer_step`](crate::train::step::optimizer_step): forward + backward + AdamW, first
-//! with clipping and EMA off (as the reference has neither), then with both on.
+//! [`optimizer_step`]: forward + backward + AdamW, first with clipping and EMA off (as the
+//! reference has neither), then with both on.
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use crate::config::*;
 use crate::model::params::{count, upload};
 use crate::model::{Gpt, GptShape};
 use crate::train::adamw::AdamW;
-use crate::train::step::{optimizer_step_with, tracked_copies, PhaseEnd, StepExtras, TrainState};
+use crate::train::step::{optimizer_step, tracked_copies, PhaseEnd, StepExtras, TrainState};
 use crate::train::Task;
 
 /// The reference's model shape.
@@ -86,9 +86,8 @@ pub struct BenchResult {
     pub in_use_peak_sampled: Option<u64>,
 }
 
-/// A config that makes [`optimizer_step`](crate::train::step::optimizer_step) match the
-/// reference's optimizer: AdamW(lr, (0.9, 0.95), eps 1e-8, weight decay 0.1), constant lr, one
-/// micro-batch, no dropout.
+/// A config that makes [`optimizer_step`] match the reference's optimizer: AdamW(lr, (0.9,
+/// 0.95), eps 1e-8, weight decay 0.1), constant lr, one micro-batch, no dropout.
 fn bench_config(o: &BenchOptions) -> Config {
     let s = &o.shape;
     Config {
@@ -185,20 +184,21 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let (mut loss_first, mut loss_last, mut first_step_ms) = (f64::NAN, f64::NAN, 0.0);
     for step in 0..total {
         let t0 = Instant::now();
-        let mut sync_at_phase_ends = |at: PhaseEnd| -> Result<()> {
-            if o.profiling {
-                device.sync().map_err(|e| {
-                    anyhow!("the device failed after the {at:?} pass of step {step}: {e:?}")
-                })?;
-            }
-            Ok(())
+        let mut sync_at_phase_end = |at: PhaseEnd| -> Result<()> {
+            device.sync().map_err(|e| {
+                anyhow!("the device failed after the {at:?} pass of step {step}: {e:?}")
+            })
         };
         // No gradient norm unless clipping needs it: the reference computes none.
         let extras = StepExtras {
             grad_norm: false,
-            mark: &mut sync_at_phase_ends,
+            mark: if o.profiling {
+                Some(&mut sync_at_phase_end)
+            } else {
+                None
+            },
         };
-        let out = optimizer_step_with(&mut task, &mut state, &specs, &cfg, device, extras)?;
+        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, device, extras)?;
         device
             .sync()
             .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
@@ -310,7 +310,6 @@ pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::ParamSpec;
-    use crate::train::step::optimizer_step;
 
     /// A one-layer GPT on the CPU taking steps of two micro-batches, with clipping and EMA on.
     fn setup() -> (PermutationTask, TrainState, Vec<ParamSpec>, Config, Device) {
@@ -362,15 +361,15 @@ mod tests {
     fn a_marked_step_marks_each_micro_batch_and_takes_the_same_step() {
         let (mut task, mut state, specs, cfg, device) = setup();
         let mut marks = Vec::new();
+        let mut record = |at| {
+            marks.push(at);
+            Ok(())
+        };
         let extras = StepExtras {
             grad_norm: false,
-            mark: &mut |at| {
-                marks.push(at);
-                Ok(())
-            },
+            mark: Some(&mut record),
         };
-        let marked =
-            optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, extras).unwrap();
+        let marked = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras).unwrap();
         use PhaseEnd::{Backward, Forward};
         assert_eq!(marks, [Forward, Backward, Forward, Backward]);
         assert!(
@@ -379,7 +378,12 @@ mod tests {
         );
 
         let (mut task2, mut state2, ..) = setup();
-        let plain = optimizer_step(&mut task2, &mut state2, &specs, &cfg, &device).unwrap();
+        let unmarked = StepExtras {
+            grad_norm: false,
+            mark: None,
+        };
+        let plain =
+            optimizer_step(&mut task2, &mut state2, &specs, &cfg, &device, unmarked).unwrap();
         assert_eq!(scalar(marked.loss).unwrap(), scalar(plain.loss).unwrap());
         assert_eq!(values(&state.params), values(&state2.params));
         assert_ne!(
@@ -393,13 +397,14 @@ mod tests {
     fn without_clipping_the_norm_is_skipped_unless_asked_for() {
         let (mut task, mut state, specs, mut cfg, device) = setup();
         cfg.optim.grad_clip = 0.0;
-        let skip = StepExtras {
-            grad_norm: false,
-            mark: &mut |_| Ok(()),
+        let extras = |grad_norm| StepExtras {
+            grad_norm,
+            mark: None,
         };
-        let out = optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, skip).unwrap();
-        assert!(out.grad_norm.is_none());
-        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, &device).unwrap();
+        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras(false));
+        assert!(out.unwrap().grad_norm.is_none());
+        let out =
+            optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras(true)).unwrap();
         let norm = scalar(out.grad_norm.expect("asked for")).unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{norm}");
     }
@@ -408,14 +413,15 @@ mod tests {
     fn a_failing_marker_stops_the_step_before_the_update() {
         let (mut task, mut state, specs, cfg, device) = setup();
         let before = values(&state.params);
+        let mut fail_after_backward = |at| match at {
+            PhaseEnd::Backward => Err(anyhow!("the device failed")),
+            PhaseEnd::Forward => Ok(()),
+        };
         let extras = StepExtras {
             grad_norm: true,
-            mark: &mut |at| match at {
-                PhaseEnd::Backward => Err(anyhow!("the device failed")),
-                PhaseEnd::Forward => Ok(()),
-            },
+            mark: Some(&mut fail_after_backward),
         };
-        let result = optimizer_step_with(&mut task, &mut state, &specs, &cfg, &device, extras);
+        let result = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras);
         assert!(result.is_err());
         assert_eq!(state.step, 0);
         assert_eq!(values(&state.params), before);

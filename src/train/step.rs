@@ -72,27 +72,13 @@ pub struct StepExtras<'a> {
     pub grad_norm: bool,
     /// Called at each [`PhaseEnd`]: the benchmark's profiler syncs the device there, so that a
     /// per-kernel log splits each step into its forward, backward and update launches instead
-    /// of leaving the split to be guessed from kernel names.
-    pub mark: &'a mut dyn FnMut(PhaseEnd) -> Result<()>,
-}
-
-/// Takes optimizer step `state.step + 1`, with the gradient norm and no marks.
-pub fn optimizer_step<T: Task>(
-    task: &mut T,
-    state: &mut TrainState,
-    specs: &[ParamSpec],
-    cfg: &Config,
-    device: &Device,
-) -> Result<StepOutput> {
-    let extras = StepExtras {
-        grad_norm: true,
-        mark: &mut |_| Ok(()),
-    };
-    optimizer_step_with(task, state, specs, cfg, device, extras)
+    /// of leaving the split to be guessed from kernel names. An error stops the step before
+    /// the update.
+    pub mark: Option<&'a mut dyn FnMut(PhaseEnd) -> Result<()>>,
 }
 
 /// Takes optimizer step `state.step + 1`, doing what `extras` asks.
-pub fn optimizer_step_with<T: Task>(
+pub fn optimizer_step<T: Task>(
     task: &mut T,
     state: &mut TrainState,
     specs: &[ParamSpec],
@@ -100,7 +86,8 @@ pub fn optimizer_step_with<T: Task>(
     device: &Device,
     extras: StepExtras,
 ) -> Result<StepOutput> {
-    let mark = extras.mark;
+    let mut extra_mark = extras.mark;
+    let mut mark = |at| extra_mark.as_mut().map_or(Ok(()), |m| m(at));
     let t = state.step + 1;
     let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
     let accum = cfg.optim.grad_accum;

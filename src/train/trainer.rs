@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 use super::adamw::AdamW;
 use super::checkpoint::{self, CheckpointMeta, CheckpointState};
 use super::metrics::{MetricsRow, RunLog};
-use super::step::{optimizer_step_with, StepExtras, TrainState};
+use super::step::{optimizer_step, StepExtras, TrainState};
 use super::task::Task;
 use crate::config::Config;
 use crate::model::params::{download, upload};
@@ -145,9 +145,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     while state.step < max_steps {
         let extras = StepExtras {
             grad_norm: log_step(state.step + 1),
-            mark: &mut |_| Ok(()),
+            mark: None,
         };
-        let out = optimizer_step_with(task, &mut state, &specs, cfg, device, extras)?;
+        let out = optimizer_step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
         interval_tokens += out.tokens;
         interval_loss = Some(match interval_loss {
