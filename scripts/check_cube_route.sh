@@ -13,7 +13,7 @@
 #      the whole step (forward, backward, AdamW, clipping and EMA) on the cubecl route;
 #   4. `lmtrain bench --profile` of the same step per variant, read by
 #      scripts/profile_breakdown.py: the log must split into forward, backward and update, and
-#      the script must find 2 layers and their 12·2+3 linear matmuls (4 a block forward, 8
+#      the script must find the layers and their linear matmuls (4 a block forward, 8
 #      backward, the head's 3), so a GPU session's profile is known to parse before it runs.
 #
 # Prints `ROUTE variant=… cpu_loss_last=… wgpu_loss_last=… rel_diff=… ok|FAIL` per variant and
@@ -27,7 +27,9 @@ cd "$(dirname "$0")/.."
 # Observed: ~1e-7 (cubecl on lavapipe vs flex after 7 AdamW steps, session 5); a wrong gradient
 # moves the loss far more.
 MAX_REL=${MAX_REL:-1e-5}
-SHAPE=(--layers 2 --d-model 64 --heads 4 --seq 32 --batch 8 --vocab 256 --steps 5 --warmup-steps 2)
+LAYERS=2
+MODEL=(--layers "$LAYERS" --d-model 64 --heads 4 --seq 32 --batch 8 --vocab 256)
+SHAPE=("${MODEL[@]}" --steps 5 --warmup-steps 2)
 # ROUTE_SET=all (default): plain, each switch alone, and combined; ROUTE_SET=combined: plain,
 # --fused and --fused --flash-attention only, which run the same code (CI uses it: on a fresh
 # machine every variant's kernels compile cold on lavapipe, about 2-3 minutes each).
@@ -56,9 +58,13 @@ loss_lines() { # device flags...: loss_last of each RESULT line, in order
     | sed -n 's/^RESULT .* clip_ema=\([01]\) .* loss_last_full=\([^ ]*\).*/\1 \2/p'
 }
 
+variant_name() { # flags: a one-word name for the ROUTE and PROFILE lines
+  local name=${1:-plain}
+  echo "${name// /}"
+}
+
 for v in "${VARIANTS[@]}"; do
-  name=${v:-plain}
-  name=${name// /}
+  name=$(variant_name "$v")
   echo "== training step: $name" >&2
   # shellcheck disable=SC2086 # an empty variant passes no flag
   cpu=$(loss_lines cpu $v)
@@ -79,13 +85,13 @@ for v in "${VARIANTS[@]}"; do
   fi
 done
 
-PROFILE_SHAPE=(--layers 2 --d-model 64 --heads 4 --seq 32 --batch 8 --vocab 256 --steps 2
-  --warmup-steps 1 --no-clip-ema-line)
+PROFILE_SHAPE=("${MODEL[@]}" --steps 2 --warmup-steps 1 --no-clip-ema-line)
+# Linear matmuls of one step: 4 a block forward and 8 backward, and the tied head's 3.
+LINEAR=$((12 * LAYERS + 3))
 profile_log=$(mktemp)
 trap 'rm -f "$profile_log"' EXIT
 for v in "${VARIANTS[@]}"; do
-  name=${v:-plain}
-  name=${name// /}
+  name=$(variant_name "$v")
   echo "== profile: $name" >&2
   : >"$profile_log" # the profiler appends
   # shellcheck disable=SC2086
@@ -98,7 +104,7 @@ for v in "${VARIANTS[@]}"; do
   layers=$(sed -n 's/^total .*(\([0-9]*\) layers)$/\1/p' <<<"$table")
   linear=$(sed -n 's/^matmul (linear) *\([0-9]*\) launches.*/\1/p' <<<"$table")
   verdict=ok
-  if [ "$layers" != 2 ] || [ "$linear" != 27 ]; then
+  if [ "$layers" != "$LAYERS" ] || [ "$linear" != "$LINEAR" ]; then
     verdict=FAIL
     failed=1
   fi
