@@ -86,6 +86,11 @@ pub enum Command {
     },
     /// MuJoCo locomotion environments (Gymnasium v4: Walker2d, Hopper, HalfCheetah, Ant,
     /// Humanoid): replay Gymnasium's recordings step by step, time the step rate.
+    /// SAC experts for the locomotion tasks: train, export, evaluate, collect datasets, time.
+    Expert {
+        #[command(subcommand)]
+        command: crate::rl::cli::ExpertCommand,
+    },
     #[cfg(feature = "mujoco")]
     Env {
         #[command(subcommand)]
@@ -399,6 +404,7 @@ pub fn run() -> Result<()> {
                     windows,
                 },
         }) => data_bench_command(&config, &set, windows),
+        Some(Command::Expert { command }) => crate::rl::cli::run(command),
         #[cfg(feature = "mujoco")]
         Some(Command::Env { command }) => crate::env::cli::run(command),
     }

@@ -19,6 +19,7 @@ pub mod kernel_cache;
 pub mod lm;
 pub mod model;
 pub mod report;
+pub mod rl;
 pub mod run;
 pub mod sample;
 pub mod train;

@@ -52,9 +52,19 @@ pub fn resolve_request(req: &TrainRequest) -> Result<(Config, String)> {
 }
 
 fn new_run_dir(config: &Config, name: &str) -> Result<PathBuf> {
-    let base = PathBuf::from(&config.train.out_dir);
-    let stem = match &config.train.run_name {
-        Some(n) => n.clone(),
+    new_run_dir_in(
+        &config.train.out_dir,
+        config.train.run_name.as_deref(),
+        name,
+    )
+}
+
+/// Creates a fresh run directory under `out_dir`: `run_name`, or `<name>-<timestamp>`, with a
+/// `-2`, `-3`, … suffix when taken.
+pub fn new_run_dir_in(out_dir: &str, run_name: Option<&str>, name: &str) -> Result<PathBuf> {
+    let base = PathBuf::from(out_dir);
+    let stem = match run_name {
+        Some(n) => n.to_string(),
         None => format!("{name}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")),
     };
     let mut dir = base.join(&stem);
@@ -292,7 +302,8 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn write_header(run_dir: &Path, lines: &[String]) -> Result<()> {
+/// Appends `lines` to the run's train.log and prints them on stderr.
+pub fn write_header(run_dir: &Path, lines: &[String]) -> Result<()> {
     use std::io::Write;
     let path = run_dir.join("train.log");
     let mut f = std::fs::OpenOptions::new()

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use serde::de::DeserializeOwned;
+
 use super::schema::Config;
 
 /// Where a config came from, for error messages and path resolution.
@@ -82,6 +84,58 @@ pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> 
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
     Ok(ResolvedConfig { config, name })
+}
+
+/// Loads a TOML file into any config type `T`, applying `--set` overrides in order: the file is
+/// checked alone first, so that an error in it is reported against the file, then after each
+/// override. Returns the value and the file's stem (used to name run directories). Semantic
+/// validation is the caller's.
+pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Result<(T, String)> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read config file {}: check the path (shipped configs are in configs/)",
+            file.display()
+        )
+    })?;
+    let mut table: toml::Table = text
+        .parse()
+        .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
+    deserialize_typed::<T>(&table).with_context(|| format!("in config file {}", file.display()))?;
+    for spec in overrides {
+        let (key, value) = parse_override(spec)?;
+        set_dotted(&mut table, &key, value)
+            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
+        deserialize_typed::<T>(&table)
+            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
+    }
+    let value = deserialize_typed::<T>(&table)?;
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    Ok((value, name))
+}
+
+fn deserialize_typed<T: DeserializeOwned>(table: &toml::Table) -> Result<T> {
+    let text = toml::to_string(table).context("cannot re-serialize the config table")?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+}
+
+/// `value` made absolute against the directory of the config file `file`.
+pub fn resolve_against_file(file: &Path, value: &str) -> Result<String> {
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok(resolve_against(&absolute(&base)?, value))
+}
+
+/// The dotted keys whose values differ between two TOML values (a key missing on one side
+/// counts as differing).
+pub fn differing_keys(a: &toml::Value, b: &toml::Value) -> Vec<String> {
+    let mut diffs = Vec::new();
+    diff_values("", a, b, &mut diffs);
+    diffs
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -3,8 +3,12 @@
 //! Every struct is `deny_unknown_fields`: a misspelled key is an error that names the file,
 //! the key and what is allowed, never a silently ignored setting.
 
+mod expert;
 mod load;
 mod schema;
 
+pub use expert::{
+    EnvConfig, ExpertConfig, SacCheckpointConfig, SacConfig, SacEvalConfig, SacTrainConfig,
+};
 pub use load::{load_config, parse_override, ConfigSource, ResolvedConfig};
 pub use schema::*;

@@ -135,6 +135,17 @@ impl RunLog {
         Ok(())
     }
 
+    /// A row of any task's own schema: `value` to metrics.jsonl, `line` to train.log (and
+    /// stderr off a terminal), `message` beside the progress bar.
+    pub fn json_row<T: Serialize>(&mut self, value: &T, line: &str, message: String) -> Result<()> {
+        let json = serde_json::to_string(value).context("cannot serialize metrics")?;
+        writeln!(self.metrics, "{json}").context("cannot write metrics.jsonl")?;
+        self.metrics.flush().context("cannot write metrics.jsonl")?;
+        self.line(line)?;
+        self.bar.set_message(message);
+        Ok(())
+    }
+
     pub fn progress(&self, step: u64) {
         self.bar.set_position(step);
     }

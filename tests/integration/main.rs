@@ -12,6 +12,7 @@ mod generation_eval;
 mod interop;
 mod report;
 mod resume;
+mod sac;
 mod sampling;
 mod shipped_configs;
 mod warmup;
