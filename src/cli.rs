@@ -140,10 +140,10 @@ pub struct SampleArgs {
     #[arg(long)]
     pub prompt: String,
     /// Maximum number of new tokens; generation stops earlier at end-of-text.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::config::ranges::flag_usize("sample --tokens"))]
     pub tokens: usize,
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = crate::config::ranges::flag_f64("sample --temperature"))]
     pub temperature: f64,
     /// Sample among the K most likely tokens; 0 for all.
     #[arg(long = "top-k", default_value_t = 50)]
@@ -230,14 +230,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub vocab: Option<usize>,
     /// Timed steps, after the warm-up.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = crate::config::ranges::flag_usize("bench --steps"))]
     pub steps: usize,
     #[arg(long = "warmup-steps", default_value_t = 20)]
     pub warmup_steps: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::config::ranges::flag_f64("bench --lr"))]
     pub lr: f64,
     /// Peak dense TFLOP/s of the card for the MFU figure (H100/H200 bf16: 989.4).
-    #[arg(long = "peak-tflops", default_value_t = 989.4)]
+    #[arg(long = "peak-tflops", default_value_t = 989.4, value_parser = crate::config::ranges::flag_f64("bench --peak-tflops"))]
     pub peak_tflops: f64,
     #[arg(long, default_value = "-")]
     pub label: String,
@@ -296,10 +296,10 @@ pub struct CheckOpsArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Bound for the f32 ops (on the GPU both sides use TF32 matmuls, so ~1e-3 is expected).
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, value_parser = crate::config::ranges::flag_f64("check-ops --max-rel-f32"))]
     pub max_rel_f32: f64,
     /// Bound for the bf16 variant.
-    #[arg(long, default_value_t = 5e-2)]
+    #[arg(long, default_value_t = 5e-2, value_parser = crate::config::ranges::flag_f64("check-ops --max-rel-bf16"))]
     pub max_rel_bf16: f64,
 }
 
@@ -313,7 +313,7 @@ pub struct WarmupArgs {
     pub set: Vec<String>,
     /// Training steps to run (each compiles nothing new after the first, except where the
     /// EMA or a schedule phase starts).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::config::ranges::flag_u64("warmup --steps"))]
     pub steps: u64,
 }
 

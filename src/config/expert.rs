@@ -192,28 +192,18 @@ impl Default for SacCheckpointConfig {
 impl ExpertConfig {
     /// Semantic checks that serde cannot express; each message names the key and its range.
     pub fn validate(&self) -> Result<()> {
+        use super::ranges::{check, check_int};
         let s = &self.sac;
-        let positive = |key: &str, v: f64| -> Result<()> {
-            if !(v.is_finite() && v > 0.0) {
-                bail!("sac.{key} = {v} must be a finite number > 0");
-            }
-            Ok(())
-        };
-        positive("policy_lr", s.policy_lr)?;
-        positive("q_lr", s.q_lr)?;
-        positive("alpha", s.alpha)?;
-        if !(s.gamma.is_finite() && (0.0..1.0).contains(&s.gamma)) {
-            bail!("sac.gamma = {} must be in [0, 1)", s.gamma);
-        }
-        if !(s.tau.is_finite() && s.tau > 0.0 && s.tau <= 1.0) {
-            bail!("sac.tau = {} must be in (0, 1]", s.tau);
-        }
-        if s.total_steps == 0 {
-            bail!("sac.total_steps must be ≥ 1");
-        }
-        if s.batch_size == 0 || s.policy_every == 0 {
-            bail!("sac.batch_size and sac.policy_every must be ≥ 1");
-        }
+        check_int("sac.total_steps", s.total_steps)?;
+        check_int("sac.batch_size", s.batch_size as u64)?;
+        check("sac.gamma", s.gamma)?;
+        check("sac.tau", s.tau)?;
+        check("sac.policy_lr", s.policy_lr)?;
+        check("sac.q_lr", s.q_lr)?;
+        check_int("sac.policy_every", s.policy_every)?;
+        check("sac.alpha", s.alpha)?;
+        check("sac.log_std_min", s.log_std_min)?;
+        check("sac.log_std_max", s.log_std_max)?;
         if s.buffer_size < s.batch_size {
             bail!(
                 "sac.buffer_size = {} must be ≥ sac.batch_size = {}",

@@ -5,6 +5,7 @@
 
 mod expert;
 mod load;
+pub mod ranges;
 mod schema;
 
 pub use expert::{

@@ -330,10 +330,12 @@ impl Default for CheckpointConfig {
 impl Config {
     /// Semantic checks that serde cannot express. Each message names the key and the fix.
     pub fn validate(&self) -> Result<()> {
+        use super::ranges::{check, check_int};
         let m = &self.model;
-        if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size == 0 {
-            bail!("model.n_layer, n_head, n_embd and block_size must all be ≥ 1");
-        }
+        check_int("model.n_layer", m.n_layer as u64)?;
+        check_int("model.n_head", m.n_head as u64)?;
+        check_int("model.n_embd", m.n_embd as u64)?;
+        check_int("model.block_size", m.block_size as u64)?;
         if !m.n_embd.is_multiple_of(m.n_head) {
             bail!(
                 "model.n_embd = {} must be divisible by model.n_head = {}",
@@ -341,15 +343,8 @@ impl Config {
                 m.n_head
             );
         }
-        if !(0.0..1.0).contains(&m.dropout) {
-            bail!("model.dropout = {} must be in [0, 1)", m.dropout);
-        }
-        if m.vocab_size < 257 {
-            bail!(
-                "model.vocab_size = {} is below 257 (256 byte tokens + end-of-text)",
-                m.vocab_size
-            );
-        }
+        check("model.dropout", m.dropout)?;
+        check_int("model.vocab_size", m.vocab_size as u64)?;
         if let Some(init) = &m.init_from {
             if crate::interop::init_from::parse_init_from(init).is_none() {
                 bail!(
@@ -357,35 +352,22 @@ impl Config {
                 );
             }
         }
-        if self.tokenizer.vocab_size < 257 {
-            bail!(
-                "tokenizer.vocab_size = {} is below 257 (256 byte tokens + end-of-text)",
-                self.tokenizer.vocab_size
-            );
-        }
-        if !(0.0..1.0).contains(&self.data.val_fraction) {
-            bail!(
-                "data.val_fraction = {} must be in [0, 1)",
-                self.data.val_fraction
-            );
-        }
+        check_int("tokenizer.vocab_size", self.tokenizer.vocab_size as u64)?;
+        check("data.val_fraction", self.data.val_fraction)?;
+        check_int("data.tokenizer_docs", self.data.tokenizer_docs as u64)?;
         if self.data.val_glob.is_none() && self.data.val_fraction == 0.0 {
             bail!("data.val_fraction is 0 and there is no data.val_glob: nothing to validate on; set one of them");
         }
         let o = &self.optim;
-        if o.lr <= 0.0 || !o.lr.is_finite() {
-            bail!("optim.lr = {} must be a positive number", o.lr);
-        }
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            bail!("optim.beta1 and optim.beta2 must be in [0, 1)");
-        }
-        if o.eps <= 0.0 || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
-            bail!("optim.eps must be > 0, optim.weight_decay and optim.grad_clip ≥ 0");
-        }
-        if o.grad_accum == 0 {
-            bail!("optim.grad_accum must be ≥ 1");
-        }
-        if self.schedule.min_lr < 0.0 || self.schedule.min_lr > o.lr {
+        check("optim.lr", o.lr)?;
+        check("optim.beta1", o.beta1)?;
+        check("optim.beta2", o.beta2)?;
+        check("optim.eps", o.eps)?;
+        check("optim.weight_decay", o.weight_decay)?;
+        check("optim.grad_clip", o.grad_clip)?;
+        check_int("optim.grad_accum", o.grad_accum as u64)?;
+        check("schedule.min_lr", self.schedule.min_lr)?;
+        if self.schedule.min_lr > o.lr {
             bail!(
                 "schedule.min_lr = {} must be in [0, optim.lr = {}]",
                 self.schedule.min_lr,
@@ -393,23 +375,18 @@ impl Config {
             );
         }
         let e = &self.ema;
-        if e.every == 0 {
-            bail!("ema.every must be ≥ 1");
-        }
-        if e.power < 0.0 || e.offset < 1.0 {
-            bail!("ema.power must be ≥ 0 and ema.offset ≥ 1 (so that β ≤ 1)");
-        }
-        if !(0.0..=1.0).contains(&e.min_beta) || !(0.0..1.0).contains(&e.decay) {
-            bail!("ema.min_beta must be in [0, 1] and ema.decay in [0, 1)");
-        }
+        check_int("ema.every", e.every)?;
+        check("ema.power", e.power)?;
+        check("ema.offset", e.offset)?;
+        check("ema.min_beta", e.min_beta)?;
+        check("ema.decay", e.decay)?;
         let t = &self.train;
-        if t.batch_size == 0 || t.max_steps == 0 || t.log_every == 0 {
-            bail!("train.batch_size, train.max_steps and train.log_every must be ≥ 1");
-        }
-        if self.eval.val_every == 0 || self.eval.val_windows == 0 {
-            bail!("eval.val_every and eval.val_windows must be ≥ 1");
-        }
+        check_int("train.batch_size", t.batch_size as u64)?;
+        check_int("train.max_steps", t.max_steps)?;
+        check_int("train.log_every", t.log_every)?;
         let ev = &self.eval;
+        check_int("eval.val_every", ev.val_every)?;
+        check_int("eval.val_windows", ev.val_windows as u64)?;
         if ev.generate_every > 0 && (ev.num_prompts == 0 || ev.generate_tokens == 0) {
             bail!("eval.num_prompts and eval.generate_tokens must be ≥ 1 when eval.generate_every > 0");
         }
@@ -422,12 +399,9 @@ impl Config {
                 self.model.block_size
             );
         }
-        if ev.temperature < 0.0 {
-            bail!("eval.temperature must be ≥ 0 (0 is greedy)");
-        }
-        if self.checkpoint.every == 0 || self.checkpoint.keep_last == 0 {
-            bail!("checkpoint.every and checkpoint.keep_last must be ≥ 1");
-        }
+        check("eval.temperature", ev.temperature)?;
+        check_int("checkpoint.every", self.checkpoint.every)?;
+        check_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
         crate::device::DeviceChoice::parse(&self.device)?;
         Ok(())
     }

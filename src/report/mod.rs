@@ -71,6 +71,8 @@ pub fn parse_trend_window(text: &str) -> std::result::Result<usize, String> {
     let window: usize = text
         .parse()
         .map_err(|_| format!("{text:?} is not a whole number"))?;
+    crate::config::ranges::check_int("report --trend-window", window as u64)
+        .map_err(|e| e.to_string())?;
     check_trend_window(window).map_err(|e| e.to_string())
 }
 

@@ -29,18 +29,22 @@ pub enum ExpertCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Evaluation episodes for the card.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = crate::config::ranges::flag_usize("expert export --episodes"))]
         episodes: usize,
         /// The first evaluation seed (default: the run's eval.seed).
         #[arg(long)]
         seed: Option<u64>,
+        /// Export the actor of the run's best evaluation (RUN_DIR/best.safetensors) instead of
+        /// the checkpoint's; --checkpoint must then be the run directory.
+        #[arg(long)]
+        best: bool,
     },
     /// Print an expert's deterministic returns on evaluation episodes.
     Eval {
         /// An expert file (data/experts/<env>.safetensors).
         #[arg(long, value_name = "FILE")]
         expert: PathBuf,
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = crate::config::ranges::flag_usize("expert eval --episodes"))]
         episodes: usize,
         /// The first episode's reset seed (default: the card's eval_seed, else 1000000).
         #[arg(long)]
@@ -54,7 +58,7 @@ pub enum ExpertCommand {
         #[arg(long, value_name = "FILE")]
         expert: PathBuf,
         /// Train episodes.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = crate::config::ranges::flag_usize("expert collect --episodes"))]
         episodes: usize,
         /// Validation episodes (after the train ones, from the following seeds).
         #[arg(long = "val-episodes", default_value_t = 10)]
@@ -74,7 +78,7 @@ pub enum ExpertCommand {
         #[arg(long = "learning-starts", default_value_t = 5000)]
         learning_starts: u64,
         /// Timed steps, each with one update.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = crate::config::ranges::flag_u64("expert bench --steps"))]
         steps: u64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -112,7 +116,8 @@ pub fn run(command: ExpertCommand) -> Result<()> {
             out,
             episodes,
             seed,
-        } => export(&checkpoint, &out, episodes, seed),
+            best,
+        } => export(&checkpoint, &out, episodes, seed, best),
         ExpertCommand::Eval {
             expert,
             episodes,
@@ -275,19 +280,31 @@ fn train(args: ExpertTrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn export(ckpt: &Path, out: &Path, episodes: usize, seed: Option<u64>) -> Result<()> {
+fn export(ckpt: &Path, out: &Path, episodes: usize, seed: Option<u64>, best: bool) -> Result<()> {
     let path = resolve_checkpoint(ckpt)?;
     let meta = checkpoint::read_meta(&path)?;
     let config = ExpertConfig::from_run_text(&meta.config, &path)?;
     let env = super::environment::make(&meta.env)?;
     let (low, high) = env.action_bounds();
     let shapes = SacShapes::new(env.obs_dim(), (&low, &high), &config.sac);
-    let (_, host) = checkpoint::load(&path, &shapes)?;
-    let actor = super::policy::HostActor {
-        shape: shapes.actor.clone(),
-        params: host.actor,
-        map: shapes.map.clone(),
-        bounds: shapes.bounds,
+    let (actor, steps) = if best {
+        let record = super::train_loop::BestActor::load(ckpt)?.with_context(|| {
+            format!(
+                "{} has no best.json: --best needs the run directory of a run that evaluated",
+                ckpt.display()
+            )
+        })?;
+        let (_, actor) = expert_file::load(&ckpt.join(super::train_loop::BestActor::FILE))?;
+        (actor, record.step)
+    } else {
+        let (_, host) = checkpoint::load(&path, &shapes)?;
+        let actor = super::policy::HostActor {
+            shape: shapes.actor.clone(),
+            params: host.actor,
+            map: shapes.map.clone(),
+            bounds: shapes.bounds,
+        };
+        (actor, meta.step)
     };
     let eval_seed = seed.unwrap_or(config.eval.seed);
     let eps = evaluate(&meta.env, &actor, eval_seed, episodes)?;
@@ -299,7 +316,7 @@ fn export(ckpt: &Path, out: &Path, episodes: usize, seed: Option<u64>) -> Result
     let card = ExpertCard {
         env: meta.env.clone(),
         config: meta.config.clone(),
-        steps: meta.step,
+        steps,
         seed: config.train.seed,
         returns: eps.iter().map(|e| e.ret).collect(),
         eval_seed,
@@ -309,10 +326,9 @@ fn export(ckpt: &Path, out: &Path, episodes: usize, seed: Option<u64>) -> Result
     };
     expert_file::save_card(out, &card)?;
     println!(
-        "wrote {} and its card: {} at step {}, return {mean:.1} ± {std:.1} over {episodes} episodes",
+        "wrote {} and its card: {} at step {steps}, return {mean:.1} ± {std:.1} over {episodes} episodes",
         out.display(),
         meta.env,
-        meta.step
     );
     Ok(())
 }

@@ -127,6 +127,44 @@ fn read(t: &Tensor<1>) -> Result<f64> {
     Ok(v as f64)
 }
 
+/// The actor of the run's best evaluation so far, kept as an expert file `best.safetensors` in
+/// the run directory with `best.json` beside it (SAC's evaluations swing; the last checkpoint
+/// need not hold the best policy). Its step may lie after the newest checkpoint.
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct BestActor {
+    pub step: u64,
+    pub eval_return_mean: f64,
+    pub eval_return_std: f64,
+    pub eval_seed: u64,
+    pub episodes: usize,
+}
+
+impl BestActor {
+    pub const FILE: &'static str = "best.safetensors";
+
+    fn save(&self, run_dir: &Path, env: &str, actor: &HostActor) -> Result<()> {
+        super::expert_file::save(&run_dir.join(Self::FILE), env, actor)?;
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        crate::fsutil::write_atomic(&run_dir.join("best.json"), json.as_bytes())
+    }
+
+    /// The record in `run_dir`, if any.
+    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
+        let path = run_dir.join("best.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Ok(Some(serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is malformed ({e}); delete it to start the record afresh",
+                path.display()
+            )
+        })?))
+    }
+}
+
 /// The reset seed of training episode `episode` (0-based).
 pub fn reset_seed(seed: u64, episode: u64) -> u64 {
     step_seed(seed, episode, stream::RESET)
@@ -301,6 +339,7 @@ pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
         |step: u64| opts.stop.load(Ordering::Relaxed) || opts.stop_after.is_some_and(|n| step >= n);
     let mut announced_stop = false;
     let mut last_over = true;
+    let mut best = BestActor::load(&opts.run_dir)?;
 
     let save = |step: u64,
                 episodes: u64,
@@ -433,6 +472,17 @@ pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
                 row.eval_return_mean = Some(m);
                 row.eval_return_std = Some(s);
                 last_eval = Some((m, s));
+                if best.as_ref().is_none_or(|b| m > b.eval_return_mean) {
+                    let record = BestActor {
+                        step,
+                        eval_return_mean: m,
+                        eval_return_std: s,
+                        eval_seed: cfg.eval.seed,
+                        episodes: cfg.eval.episodes,
+                    };
+                    record.save(&opts.run_dir, &cfg.env.id, &actor)?;
+                    best = Some(record);
+                }
             }
             let msg = format!(
                 "ret {} eval {} {:.0} st/s",

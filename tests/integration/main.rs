@@ -3,6 +3,7 @@
 mod bench_cli;
 mod cli_errors;
 mod common;
+mod config_table;
 #[cfg(feature = "mujoco")]
 mod env_api;
 #[cfg(feature = "mujoco")]

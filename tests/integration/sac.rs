@@ -374,3 +374,54 @@ fn every_expert_config_parses_and_is_commented() {
         ["ant", "half_cheetah", "hopper", "humanoid", "walker2d"]
     );
 }
+
+/// Every shipped expert reproduces its card's returns on the card's first evaluation seeds.
+/// Tolerance 1e-6 relative: the policy is plain f32 host arithmetic and the environments are
+/// deterministic, so only a changed build or expert moves them.
+#[cfg(feature = "mujoco")]
+#[test]
+fn shipped_experts_match_their_cards() {
+    let dir = repo().join("data/experts");
+    let experts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if experts.is_empty() {
+        eprintln!("skipped: no expert shipped in {} yet", dir.display());
+        return;
+    }
+    for expert in experts {
+        let card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(expert.with_extension("json")).unwrap())
+                .unwrap();
+        let out = run_ok(
+            lmtrain()
+                .args(["expert", "eval", "--expert"])
+                .arg(&expert)
+                .args(["--episodes", "2"]),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let got: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.split("return=").nth(1))
+            .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        let want: Vec<f64> = card["returns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 2, "{text}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{}: return {g} vs card {w}",
+                expert.display()
+            );
+        }
+    }
+}
