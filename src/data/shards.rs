@@ -158,6 +158,86 @@ pub fn list_units(
     Ok(units)
 }
 
+/// What a shard holds in its text column, from its footer and a sample of its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardSurvey {
+    pub rows: usize,
+    /// Rows read for the sample (the first row groups, until one holds text, or all).
+    pub sampled: usize,
+    pub null: usize,
+    pub empty: usize,
+}
+
+impl ShardSurvey {
+    /// The log line for a shard.
+    pub fn describe(&self, path: &Path) -> String {
+        format!(
+            "shard {}: {} rows; of {} sampled, {} null and {} empty",
+            path.display(),
+            self.rows,
+            self.sampled,
+            self.null,
+            self.empty
+        )
+    }
+}
+
+/// Checks that a shard has text before any training: reads its row groups' `text_column` in
+/// order until one holds a non-empty document (usually the first), counting null and empty rows.
+/// A shard whose every row is null or empty is an error naming the file, the column and the
+/// counts.
+pub fn survey_shard(path: &Path, text_column: &str) -> Result<ShardSurvey> {
+    let builder = open_builder(path)?;
+    let idx = find_text_column(builder.schema(), text_column, path)?;
+    let rows: usize = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| rg.num_rows().max(0) as usize)
+        .sum();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .with_context(|| format!("cannot set up a reader for {}", path.display()))?;
+    let mut survey = ShardSurvey {
+        rows,
+        sampled: 0,
+        null: 0,
+        empty: 0,
+    };
+    for batch in reader {
+        let batch =
+            batch.with_context(|| format!("cannot decode {} (corrupt page?)", path.display()))?;
+        let col = batch.column_by_name(text_column).ok_or_else(|| {
+            anyhow!(
+                "{}: decoded batch lacks column `{text_column}`",
+                path.display()
+            )
+        })?;
+        let mut has_text = false;
+        for i in 0..batch.num_rows() {
+            match string_at(col, i) {
+                None => survey.null += 1,
+                Some(t) if t.trim().is_empty() => survey.empty += 1,
+                Some(_) => has_text = true,
+            }
+        }
+        survey.sampled += batch.num_rows();
+        if has_text {
+            return Ok(survey);
+        }
+    }
+    bail!(
+        "{}: column `{text_column}` holds no text: {} rows, {} null and {} empty or whitespace. Remove the shard from the glob, or point data.text_column at the column with the documents",
+        path.display(),
+        rows,
+        survey.null,
+        survey.empty
+    )
+}
+
 /// Borrows row `i` of a string column of any of the three arrow string layouts; `None` if null.
 fn string_at(array: &ArrayRef, i: usize) -> Option<&str> {
     if array.is_null(i) {

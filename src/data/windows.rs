@@ -3,9 +3,12 @@
 //! The training stream walks row groups ("units") of the train shards in a seeded permutation
 //! per epoch. A background thread reads and tokenizes a few units ahead (tokenization runs in
 //! parallel there, off the training thread), packs each unit's documents into windows and
-//! shuffles them with a seed derived from (seed, epoch, unit). The stream's position is a
-//! [`Cursor`] (epoch, unit position, window within the unit): saving it in a checkpoint and
-//! restarting the producer there reproduces the exact same batches after a resume.
+//! shuffles them with a seed derived from (seed, epoch, unit). Tokens left over after a unit's
+//! last full window are carried into the next unit's first window, so within an epoch no token
+//! is dropped; only each epoch's final partial window is, and the log says how many tokens that
+//! was. The stream's position is a [`Cursor`] (epoch, unit position, window within the unit, the
+//! carry into that unit): saving it in a checkpoint and restarting the producer there reproduces
+//! the exact same batches after a resume.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +33,9 @@ pub struct TextSource {
     /// Documents whose hash falls below this fraction are the validation set and are skipped by
     /// the training stream (0 when validation comes from separate shards).
     pub holdout_fraction: f64,
+    /// [`doc_hash`]es of the validation shards' documents: train documents among them are
+    /// reported as overlap while streaming (empty: no check).
+    pub val_doc_hashes: std::collections::HashSet<u64>,
 }
 
 impl TextSource {
@@ -53,8 +59,20 @@ pub fn is_held_out(text: &str, fraction: f64) -> bool {
 /// Concatenates documents, each followed by end-of-text, and cuts the stream into
 /// non-overlapping windows of `window` tokens. A tail shorter than a window is dropped.
 pub fn pack(docs: &[Vec<u32>], eot: u32, window: usize) -> Vec<Vec<u32>> {
+    pack_from(&[], docs, eot, window).0
+}
+
+/// As [`pack`], starting with the tokens `carry` left over by the previous unit (fewer than a
+/// window); returns the windows and the new leftover.
+pub fn pack_from(
+    carry: &[u32],
+    docs: &[Vec<u32>],
+    eot: u32,
+    window: usize,
+) -> (Vec<Vec<u32>>, Vec<u32>) {
     let mut out = Vec::new();
     let mut cur = Vec::with_capacity(window);
+    cur.extend_from_slice(carry);
     for doc in docs {
         for &tok in doc.iter().chain(std::iter::once(&eot)) {
             cur.push(tok);
@@ -63,17 +81,43 @@ pub fn pack(docs: &[Vec<u32>], eot: u32, window: usize) -> Vec<Vec<u32>> {
             }
         }
     }
-    out
+    (out, cur)
+}
+
+/// Packing versions: 1 packed each row group alone and dropped its tail (lmtrain before the
+/// carry; checkpoints without a `packing` key); 2 carries the tail into the next row group.
+pub const PACKING: u32 = 2;
+
+fn legacy_packing() -> u32 {
+    1
 }
 
 /// Position in the training stream: the next window to hand out.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub epoch: u64,
     /// Index into the epoch's unit permutation.
     pub unit: usize,
     /// Windows of that unit already handed out.
     pub window: usize,
+    /// The tokens carried into that unit from the one before (packing 2).
+    #[serde(default)]
+    pub carry: Vec<u32>,
+    /// How windows are packed ([`PACKING`]); absent in checkpoints from before the carry.
+    #[serde(default = "legacy_packing")]
+    pub packing: u32,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            unit: 0,
+            window: 0,
+            carry: Vec::new(),
+            packing: PACKING,
+        }
+    }
 }
 
 /// One unit's shuffled windows, as produced by the background thread.
@@ -81,6 +125,15 @@ struct UnitWindows {
     epoch: u64,
     unit: usize,
     windows: Vec<Vec<u32>>,
+    /// The tokens carried in from the previous unit.
+    carry_in: Vec<u32>,
+    /// The tokens left for the next unit.
+    carry_out: Vec<u32>,
+    /// Documents and tokens (with end-of-text separators) of this unit.
+    docs: usize,
+    tokens: usize,
+    /// Lines for the run's log (token counts, dropped tails, overlaps).
+    notes: Vec<String>,
 }
 
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
@@ -102,6 +155,7 @@ pub fn unit_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
+#[allow(clippy::too_many_arguments)]
 fn unit_windows(
     source: &TextSource,
     tokenizer: &TextTokenizer,
@@ -109,6 +163,8 @@ fn unit_windows(
     seed: u64,
     epoch: u64,
     pos: usize,
+    carry_in: Vec<u32>,
+    packing: u32,
 ) -> Result<UnitWindows> {
     let order = unit_order(source.units.len(), seed, epoch);
     let unit = &source.units[order[pos]];
@@ -124,14 +180,45 @@ fn unit_windows(
             unit.row_group
         )
     })?;
-    let mut windows = pack(&tokens, tokenizer.eot_id(), window);
+    let carry = if packing >= 2 { carry_in } else { Vec::new() };
+    let (mut windows, carry_out) = pack_from(&carry, &tokens, tokenizer.eot_id(), window);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(seed, epoch, pos as u64));
     windows.shuffle(&mut rng);
+    // Checked during the first epoch only: later epochs read the same documents again.
+    let overlap = if epoch > 0 || source.val_doc_hashes.is_empty() {
+        0
+    } else {
+        docs.iter()
+            .filter(|d| source.val_doc_hashes.contains(&doc_hash(d)))
+            .count()
+    };
     Ok(UnitWindows {
         epoch,
         unit: pos,
         windows,
+        carry_in: carry,
+        carry_out: if packing >= 2 { carry_out } else { Vec::new() },
+        docs: docs.len(),
+        tokens: tokens.iter().map(|t| t.len() + 1).sum(),
+        notes: if overlap > 0 {
+            vec![format!(
+                "warning: {overlap} of {} documents in {} row group {} also appear in the validation shards",
+                docs.len(),
+                unit.shard.display(),
+                unit.row_group
+            )]
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// A document's identity for the train/validation overlap check (first 8 bytes of its sha256).
+pub fn doc_hash(text: &str) -> u64 {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(head)
 }
 
 /// The training stream: windows in a deterministic order from a [`Cursor`] on.
@@ -139,6 +226,7 @@ pub struct TrainStream {
     rx: Receiver<Result<UnitWindows>>,
     current: Option<UnitWindows>,
     cursor: Cursor,
+    notes: Vec<String>,
     _producer: JoinHandle<()>,
 }
 
@@ -157,31 +245,66 @@ impl TrainStream {
             bail!("the training shards contain no row groups");
         }
         let (tx, rx) = bounded(PREFETCH_UNITS);
+        let start = cursor.clone();
         let producer = std::thread::Builder::new()
             .name("lmtrain-data".into())
             .spawn(move || {
-                let mut epoch = cursor.epoch;
-                let mut pos = cursor.unit;
+                let n = source.units.len();
+                let mut epoch = start.epoch;
+                let mut pos = start.unit;
+                let mut carry = start.carry.clone();
+                let packing = start.packing;
+                // Per-shard totals of the first epoch this process streams from its start, for
+                // one log line per shard once all of its row groups have been read.
+                let first_epoch = (start.unit == 0).then_some(start.epoch);
+                let mut shard_totals: std::collections::BTreeMap<PathBuf, (usize, usize, usize)> =
+                    Default::default();
+                let mut epoch_tokens = 0usize;
                 let mut empty_epoch = true;
                 loop {
-                    let item = unit_windows(&source, &tokenizer, window, seed, epoch, pos);
+                    let item = unit_windows(&source, &tokenizer, window, seed, epoch, pos, carry.clone(), packing);
                     let failed = item.is_err();
-                    if let Ok(u) = &item {
+                    let item = item.map(|mut u| {
                         empty_epoch &= u.windows.is_empty();
-                    }
+                        epoch_tokens += u.tokens;
+                        carry = u.carry_out.clone();
+                        if first_epoch == Some(epoch) {
+                            let shard = source.units[unit_order(n, seed, epoch)[pos]].shard.clone();
+                            let units_of_shard = source.units.iter().filter(|x| x.shard == shard).count();
+                            let e = shard_totals.entry(shard.clone()).or_default();
+                            *e = (e.0 + 1, e.1 + u.docs, e.2 + u.tokens);
+                            if e.0 == units_of_shard {
+                                u.notes.push(format!(
+                                    "train shard {}: {} documents, {} tokens (with end-of-text separators)",
+                                    shard.display(),
+                                    e.1,
+                                    e.2
+                                ));
+                            }
+                        }
+                        if pos + 1 == n && packing >= 2 && !carry.is_empty() {
+                            u.notes.push(format!(
+                                "epoch {epoch} ends: its final partial window of {} tokens is dropped",
+                                carry.len()
+                            ));
+                        }
+                        u
+                    });
                     if tx.send(item).is_err() || failed {
                         return; // the trainer is gone, or the error has been handed over
                     }
                     pos += 1;
-                    if pos == source.units.len() {
+                    if pos == n {
                         if empty_epoch {
                             let _ = tx.send(Err(anyhow!(
-                                "a whole pass over the training shards produced no window of {window} tokens: the data is too small for model.block_size"
+                                "a whole pass over the training shards holds {epoch_tokens} tokens (end-of-text separators included), fewer than one window of {window} (model.block_size + 1): add training data or lower model.block_size"
                             )));
                             return;
                         }
                         epoch += 1;
                         pos = 0;
+                        carry.clear();
+                        epoch_tokens = 0;
                         empty_epoch = true;
                     }
                 }
@@ -191,13 +314,20 @@ impl TrainStream {
             rx,
             current: None,
             cursor,
+            notes: Vec::new(),
             _producer: producer,
         })
     }
 
+    /// Lines for the run's log gathered since the last call (shard token counts, dropped
+    /// epoch tails, train/validation overlaps).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     /// Where the stream stands: the next window it will hand out.
     pub fn cursor(&self) -> Cursor {
-        self.cursor
+        self.cursor.clone()
     }
 
     /// The next window (block_size + 1 tokens).
@@ -211,10 +341,11 @@ impl TrainStream {
                 }
                 self.current = None;
             }
-            let next = self
+            let mut next = self
                 .rx
                 .recv()
                 .map_err(|_| anyhow!("the data thread stopped unexpectedly"))??;
+            self.notes.append(&mut next.notes);
             // The producer starts at the cursor's unit, so the first unit received is the
             // current one (with `cursor.window` windows already consumed); later ones advance.
             if next.epoch != self.cursor.epoch || next.unit != self.cursor.unit {
@@ -222,6 +353,8 @@ impl TrainStream {
                     epoch: next.epoch,
                     unit: next.unit,
                     window: 0,
+                    carry: next.carry_in.clone(),
+                    packing: self.cursor.packing,
                 };
             }
             self.current = Some(next);
@@ -256,8 +389,9 @@ pub fn validation_windows(
     }
     out.truncate(count);
     if out.is_empty() {
+        let tokens: usize = pending.iter().map(|d| d.len() + 1).sum();
         bail!(
-            "the validation data yields no window of {window} tokens; add data.val_glob shards, raise data.val_fraction or lower model.block_size"
+            "the validation data holds {tokens} tokens (end-of-text separators included), fewer than one window of {window} (model.block_size + 1); add data.val_glob shards, raise data.val_fraction or lower model.block_size"
         );
     }
     Ok(out)
@@ -281,6 +415,39 @@ mod tests {
         assert_eq!(w, vec![vec![1, 2, 3], vec![0, 4, 0], vec![5, 6, 0]]);
         let w = pack(&docs, 0, 4);
         assert_eq!(w, vec![vec![1, 2, 3, 0], vec![4, 0, 5, 6]]);
+    }
+
+    /// Packing unit by unit with the carry gives exactly the windows of packing all documents
+    /// at once, whatever the split; only the final tail is left over.
+    #[test]
+    fn carry_makes_packing_independent_of_the_row_groups() {
+        let docs: Vec<Vec<u32>> = (1..40u32)
+            .map(|i| (0..(i % 7) + 1).map(|j| i * 10 + j).collect())
+            .collect();
+        let (whole, tail) = pack_from(&[], &docs, 0, 5);
+        for split in [1, 2, 3, 11] {
+            let mut carry = Vec::new();
+            let mut windows = Vec::new();
+            for chunk in docs.chunks(split) {
+                let (w, c) = pack_from(&carry, chunk, 0, 5);
+                windows.extend(w);
+                carry = c;
+            }
+            assert_eq!(windows, whole, "split {split}");
+            assert_eq!(carry, tail);
+        }
+        assert!(tail.len() < 5);
+    }
+
+    /// A cursor saved before the carry existed reads as packing 1, so such a run resumes on
+    /// the packing it started with, never silently on different windows.
+    #[test]
+    fn old_cursors_keep_their_packing() {
+        let old: Cursor = serde_json::from_str(r#"{"epoch":0,"unit":1,"window":2}"#).unwrap();
+        assert_eq!((old.packing, old.carry.len()), (1, 0));
+        let new = Cursor::default();
+        let back: Cursor = serde_json::from_value(serde_json::to_value(&new).unwrap()).unwrap();
+        assert_eq!(back.packing, PACKING);
     }
 
     #[test]

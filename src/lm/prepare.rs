@@ -103,12 +103,49 @@ pub fn prepare_tokenizer(
     Ok((tok, path, notes))
 }
 
+/// Validation documents hashed for the train/validation overlap check, at most.
+const MAX_VAL_HASHES: usize = 1_000_000;
+
+/// Documents of the sample the tokenizer's round trip is checked on.
+const ROUND_TRIP_SAMPLE: usize = 200;
+
+/// A warning when `decode(encode(text)) ≠ text` for some of the first sampled documents (a
+/// lowercasing or normalising tokenizer): the model then never sees the text as written.
+fn round_trip_warning(tok: &TextTokenizer, docs: &[String]) -> Result<Option<String>> {
+    let sample = &docs[..docs.len().min(ROUND_TRIP_SAMPLE)];
+    let mut changed = 0;
+    let mut example = None;
+    for doc in sample {
+        let back = tok.decode(&tok.encode(doc)?)?;
+        if &back != doc {
+            changed += 1;
+            example.get_or_insert_with(|| doc.chars().take(40).collect::<String>());
+        }
+    }
+    Ok((changed > 0).then(|| {
+        format!(
+            "warning: the tokenizer does not round-trip {changed} of {} sampled training documents ({:.1}%): decode(encode(text)) differs from the text (it normalises or lowercases?), e.g. {:?}…; the model never sees those documents as written",
+            sample.len(),
+            100.0 * changed as f64 / sample.len().max(1) as f64,
+            example.unwrap_or_default()
+        )
+    }))
+}
+
 /// Shards, tokenizer and validation windows for a run whose directory is `run_dir`.
 pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
     let d = &config.data;
-    let (tok, tokenizer_path, mut notes) = prepare_tokenizer(config, run_dir)?;
+    // The data is checked before anything is trained on it, the tokenizer included.
     let shards = resolve_glob(&d.train_glob, Path::new("/"))?;
     let units = list_units(&shards, &d.text_column, d.prepend_title)?;
+    let mut surveys = Vec::new();
+    for shard in &shards {
+        let survey = crate::data::shards::survey_shard(shard, &d.text_column)
+            .context("checking the training data before training")?;
+        surveys.push(survey.describe(shard));
+    }
+    let (tok, tokenizer_path, mut notes) = prepare_tokenizer(config, run_dir)?;
+    notes.extend(surveys);
     let rows: usize = units.iter().map(|u| u.rows).sum();
     notes.push(format!(
         "train data: {} shard(s), {} row group(s), {rows} documents ({})",
@@ -121,11 +158,41 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
     } else {
         d.val_fraction
     };
+    let train_sample = read_unit(&units[0], &d.text_column, d.prepend_title)?;
+    if let Some(note) = round_trip_warning(&tok, &train_sample)? {
+        notes.push(note);
+    }
+    let mut val_doc_hashes = std::collections::HashSet::new();
+    if let Some(glob) = &d.val_glob {
+        let vshards = resolve_glob(glob, Path::new("/"))?;
+        for v in &vshards {
+            let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            if shards.iter().any(|t| canonical(t) == canonical(v)) {
+                notes.push(format!(
+                    "warning: {} is both a train and a validation shard (data.train_glob and data.val_glob overlap): the validation loss is measured on trained-on text",
+                    v.display()
+                ));
+            }
+        }
+        // Hashes of the validation documents, so that the first epoch can report train
+        // documents that are also validation documents (a copy under another file name).
+        let vunits = list_units(&vshards, &d.text_column, d.prepend_title)?;
+        for unit in &vunits {
+            for doc in read_unit(unit, &d.text_column, d.prepend_title)? {
+                val_doc_hashes.insert(crate::data::windows::doc_hash(&doc));
+            }
+            if val_doc_hashes.len() > MAX_VAL_HASHES {
+                notes.push(format!("note: only the first {MAX_VAL_HASHES} validation documents are checked for overlap with the train shards"));
+                break;
+            }
+        }
+    }
     let train = Arc::new(TextSource {
         units,
         text_column: d.text_column.clone(),
         prepend_title: d.prepend_title,
         holdout_fraction: holdout,
+        val_doc_hashes,
     });
     let window = config.model.block_size + 1;
     // Validation (and generation prompts) come from the validation shards, or from the train
@@ -138,6 +205,7 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
                 text_column: d.text_column.clone(),
                 prepend_title: d.prepend_title,
                 holdout_fraction: 0.0,
+                val_doc_hashes: Default::default(),
             };
             (Arc::new(vsource), false, glob.clone())
         }

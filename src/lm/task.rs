@@ -32,6 +32,8 @@ pub struct LmTask {
     initial: Option<HostParams>,
     /// Long generations at the evaluation cadence (`eval.generate_every`).
     generation: Option<GenerationEval>,
+    /// Log lines waiting for the trainer.
+    pending_notes: Vec<String>,
 }
 
 impl LmTask {
@@ -54,6 +56,7 @@ impl LmTask {
             batch_size,
             initial: None,
             generation: None,
+            pending_notes: Vec::new(),
         }
     }
 
@@ -76,7 +79,7 @@ impl LmTask {
                 self.tokenizer.clone(),
                 self.gpt.shape.block_size + 1,
                 self.seed,
-                self.start,
+                self.start.clone(),
             )?);
         }
         self.stream
@@ -177,14 +180,31 @@ impl Task for LmTask {
     }
 
     fn cursor(&self) -> serde_json::Value {
-        let cursor = self.stream.as_ref().map_or(self.start, TrainStream::cursor);
+        let cursor = self
+            .stream
+            .as_ref()
+            .map_or_else(|| self.start.clone(), TrainStream::cursor);
         serde_json::to_value(cursor).unwrap_or(serde_json::Value::Null)
     }
 
     fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()> {
         self.start = serde_json::from_value(cursor.clone())
             .map_err(|e| anyhow!("the checkpoint's data cursor is malformed: {e}"))?;
+        if self.start.packing < crate::data::windows::PACKING {
+            self.pending_notes.push(format!(
+                "note: this checkpoint was written with packing {} (each row group packed alone, its tail dropped); the run resumes on that packing, so it sees the same data as before. New runs carry tails across row groups",
+                self.start.packing
+            ));
+        }
         self.stream = None;
         Ok(())
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        let mut notes = std::mem::take(&mut self.pending_notes);
+        if let Some(s) = self.stream.as_mut() {
+            notes.extend(s.take_notes());
+        }
+        notes
     }
 }

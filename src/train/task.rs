@@ -50,4 +50,10 @@ pub trait Task {
 
     /// Moves the training stream to a saved cursor (on resume).
     fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()>;
+
+    /// Lines for train.log that the task gathered since the last call (data statistics,
+    /// warnings); the trainer writes them after each step.
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -156,6 +156,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         });
         interval_steps += 1;
         log.progress(t);
+        for note in task.take_notes() {
+            log.line(&note)?;
+        }
 
         let stop = opts.stop.load(Ordering::SeqCst);
         let last = t == max_steps;

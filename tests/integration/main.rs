@@ -1,6 +1,7 @@
 //! lmtrain's integration tests: one test crate (one binary to link), a module per concern.
 
 mod bench_cli;
+mod cases;
 mod cli_errors;
 mod common;
 mod config_table;

@@ -1,0 +1,166 @@
+//! The failing input cases of ../shared/cases/, each as the behaviour it should have had
+//! (inputs copied into tests/fixtures/cases/; c12 is in config_table.rs).
+
+use std::path::{Path, PathBuf};
+
+use super::common::*;
+
+fn case(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures/cases").join(rel)
+}
+
+/// The cases' tiny config, on `train` with validation from `val`, in a fresh directory.
+fn run_case(
+    out: &Path,
+    name: &str,
+    train: &Path,
+    val: &Path,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut cmd = lmtrain();
+    cmd.arg("--config").arg(case("base.toml")).args([
+        "--set",
+        &format!("train.out_dir={:?}", out.display().to_string()),
+        "--set",
+        &format!("train.run_name={name:?}"),
+        "--set",
+        &format!("data.train_glob={:?}", train.display().to_string()),
+        "--set",
+        &format!("data.val_glob={:?}", val.display().to_string()),
+    ]);
+    for e in extra {
+        cmd.args(["--set", e]);
+    }
+    cmd
+}
+
+fn log(out: &Path, name: &str) -> String {
+    std::fs::read_to_string(out.join(name).join("train.log")).unwrap()
+}
+
+/// c02: one-row row groups lost every token (each group's tail was dropped). With the carry,
+/// the same documents in 1 or in 120 row groups give a whole epoch of windows either way, and
+/// the log says how many tokens the epoch's final partial window dropped.
+#[test]
+fn c02_packing_carries_tails_across_row_groups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let val = case("c02/val.parquet");
+    // 40 steps of 4 windows of 33 tokens = 5,280 tokens: more than one epoch of this data, so
+    // the epoch's end (and its dropped tail) is logged.
+    let steps = [
+        "train.max_steps=40",
+        "eval.val_every=40",
+        "checkpoint.every=40",
+    ];
+    for name in ["train-one", "train-rg1"] {
+        run_ok(&mut run_case(
+            tmp.path(),
+            name,
+            &case(&format!("c02/{name}.parquet")),
+            &val,
+            &steps,
+        ));
+    }
+    let one = log(tmp.path(), "train-one");
+    let rg1 = log(tmp.path(), "train-rg1");
+    let dropped = |log: &str| -> usize {
+        let line = log
+            .lines()
+            .find(|l| l.contains("final partial window"))
+            .unwrap_or_else(|| panic!("no epoch-end line in:\n{log}"));
+        line.split("window of ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The same token stream, packed the same way, whatever the row groups: the same tail.
+    assert_eq!(dropped(&one), dropped(&rg1));
+    assert!(dropped(&one) < 33);
+    let tokens = |log: &str| -> usize {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("train shard"))
+            .unwrap_or_else(|| panic!("no shard line in:\n{log}"));
+        line.split(", ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        tokens(&one),
+        tokens(&rg1),
+        "the shards hold the same documents"
+    );
+}
+
+/// c02, the error for data that really is too small: it gives the token count and the window.
+#[test]
+fn c02_too_little_data_names_the_token_count_and_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = run_err(&mut run_case(
+        tmp.path(),
+        "small",
+        &case("c02/train-one.parquet"),
+        &case("c02/val.parquet"),
+        &["model.block_size=100000", "eval.val_windows=1"],
+    ));
+    assert!(err.contains("tokens") && err.contains("100001"), "{err}");
+}
+
+/// c05: a train shard without text (all nulls, or all empty strings) is refused before any
+/// training, naming the file, the column and the counts.
+#[test]
+fn c05_a_shard_without_text_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, what) in [
+        ("train-allnull", "50 null"),
+        ("train-allempty", "500 empty"),
+    ] {
+        let err = run_err(&mut run_case(
+            tmp.path(),
+            name,
+            &case(&format!("c05/{name}.parquet")),
+            &case("c05/val.parquet"),
+            &[],
+        ));
+        assert!(
+            err.contains(&format!("{name}.parquet"))
+                && err.contains("holds no text")
+                && err.contains(what),
+            "{err}"
+        );
+        assert!(!tmp.path().join(name).join("checkpoints").exists());
+    }
+}
+
+/// The same file as train and validation shard, and a tokenizer that loses text, are reported.
+#[test]
+fn train_validation_overlap_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = case("c02/train-one.parquet");
+    run_ok(&mut run_case(
+        tmp.path(),
+        "overlap",
+        &data,
+        &data,
+        &[
+            "train.max_steps=2",
+            "eval.val_every=2",
+            "checkpoint.every=2",
+        ],
+    ));
+    let log = log(tmp.path(), "overlap");
+    assert!(log.contains("both a train and a validation shard"), "{log}");
+    assert!(
+        log.contains("also appear in the validation shards"),
+        "{log}"
+    );
+}
