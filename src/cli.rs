@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// checkpoint.* and eval.* may differ.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// With --resume: continue although the train shards differ from those the checkpoint
+    /// recorded (files added or removed under data.train_glob); the data order then changes.
+    #[arg(long, requires = "resume")]
+    pub accept_data_change: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -544,6 +548,7 @@ fn train_command(args: TrainArgs) -> Result<()> {
         config: args.config,
         overrides: args.set,
         resume: args.resume,
+        accept_data_change: args.accept_data_change,
     };
     if args.dump_config {
         let (config, _) = resolve_request(&req)?;

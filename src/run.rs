@@ -31,6 +31,8 @@ pub struct TrainRequest {
     pub config: Option<PathBuf>,
     pub overrides: Vec<String>,
     pub resume: Option<PathBuf>,
+    /// Resume although the train shards differ from those the checkpoint recorded.
+    pub accept_data_change: bool,
 }
 
 /// The config a request resolves to, and the directory of the run.
@@ -92,6 +94,45 @@ fn check_resume_compatible(run_dir: &Path, config: &Config) -> Result<PathBuf> {
     checkpoint::resolve(run_dir)
 }
 
+/// On resume: the train shards must be those the checkpoint recorded (none recorded: version 1,
+/// nothing to compare), unless `accept` says otherwise.
+fn check_same_shards(ckpt: &Path, saved: &[String], now: &[String], accept: bool) -> Result<()> {
+    if saved.is_empty() || saved == now {
+        return Ok(());
+    }
+    let added: Vec<&String> = now.iter().filter(|p| !saved.contains(p)).collect();
+    let missing: Vec<&String> = saved.iter().filter(|p| !now.contains(p)).collect();
+    let what = format!(
+        "added: {}; missing: {}",
+        if added.is_empty() {
+            "none".into()
+        } else {
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        if missing.is_empty() {
+            "none".into()
+        } else {
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    if accept {
+        eprintln!("warning: the train shards changed since {} ({what}); continuing as --accept-data-change says (the data order differs from the original run's)", ckpt.display());
+        return Ok(());
+    }
+    bail!(
+        "incompatible: the train shards changed since {} was written ({what}). Restore them, or resume with --accept-data-change to continue on the new set",
+        ckpt.display()
+    )
+}
+
 /// Runs (or resumes) a training run and returns how it ended.
 pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     let (config, name) = resolve_request(req)?;
@@ -107,8 +148,25 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
 
     let cache = crate::kernel_cache::configure(None)?;
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
-    let data = prepare_run_data(&config, &run_dir)?;
+    let run_tokenizer = match &resume_from {
+        Some(ckpt) => {
+            let meta = checkpoint::read_meta(ckpt)?;
+            Some(crate::lm::prepare::checkpoint_tokenizer(
+                &run_dir,
+                &config,
+                &meta.tokenizer_hash,
+            )?)
+        }
+        None => None,
+    };
+    let data = prepare_run_data(&config, &run_dir, run_tokenizer.as_deref())?;
     if let Some(ckpt) = &resume_from {
+        check_same_shards(
+            ckpt,
+            &checkpoint::read_meta(ckpt)?.train_shards,
+            &data.train_shards,
+            req.accept_data_change,
+        )?;
         let saved = checkpoint::read_meta(ckpt)?.tokenizer_hash;
         if !saved.is_empty() && saved != data.tokenizer.content_hash() {
             bail!(
@@ -214,6 +272,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         device: chosen.device,
         resume_from,
         tokenizer_hash: data.tokenizer.content_hash(),
+        train_shards: data.train_shards.clone(),
         stop,
     };
     let outcome = train(&mut task, opts)?;
@@ -271,6 +330,7 @@ pub fn warmup(config_file: &Path, overrides: &[String], steps: u64) -> Result<Wa
         config: Some(config_file.to_path_buf()),
         overrides: all,
         resume: None,
+        accept_data_change: false,
     };
     let start = std::time::Instant::now();
     let (_, outcome) = run_training(&req)?;

@@ -289,11 +289,72 @@ pub fn ensure_tokenizer(
     vocab_size: usize,
     data_fingerprint: &str,
     collect_docs: impl FnOnce() -> Result<Vec<String>>,
-) -> Result<(TextTokenizer, TokenizerSource)> {
+) -> Result<(TextTokenizer, TokenizerSource, PathBuf)> {
+    // A tokenizer file is never overwritten: checkpoints may have been trained with it. One for
+    // other settings goes beside it, named by its settings' fingerprint.
+    let settings = {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(format!("{data_fingerprint}|{vocab_size}").as_bytes());
+        d.iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let path = path.to_path_buf();
+    if path.exists() && meta_path(&path).exists() {
+        if let Ok(meta) = read_meta(&meta_path(&path)) {
+            if meta.vocab_size != vocab_size || meta.data_fingerprint != data_fingerprint {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let alt = path.with_file_name(format!("{stem}.{settings}.json"));
+                let (tok, source, alt) =
+                    ensure_exact(&alt, vocab_size, data_fingerprint, collect_docs)?;
+                let source = match source {
+                    TokenizerSource::Loaded => TokenizerSource::Loaded,
+                    TokenizerSource::Trained { reason } => TokenizerSource::Trained {
+                        reason: format!(
+                            "{} was trained for other data or settings ({}) and is kept unchanged for the runs that use it; {reason}",
+                            path.display(),
+                            describe_diff(&meta, vocab_size, data_fingerprint)
+                        ),
+                    },
+                };
+                return Ok((tok, source, alt));
+            }
+        }
+    }
+    ensure_exact(&path, vocab_size, data_fingerprint, collect_docs)
+}
+
+fn describe_diff(meta: &TokenizerMeta, vocab_size: usize, data_fingerprint: &str) -> String {
+    let mut diffs = Vec::new();
+    if meta.vocab_size != vocab_size {
+        diffs.push(format!("vocab_size {} → {vocab_size}", meta.vocab_size));
+    }
+    if meta.data_fingerprint != data_fingerprint {
+        diffs.push("data fingerprint changed".to_string());
+    }
+    diffs.join(", ")
+}
+
+/// Loads the tokenizer at `path` when it was trained for these settings, else trains one there
+/// (only where no file with other settings exists: the caller picks another path for those).
+fn ensure_exact(
+    path: &Path,
+    vocab_size: usize,
+    data_fingerprint: &str,
+    collect_docs: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<(TextTokenizer, TokenizerSource, PathBuf)> {
     let meta_file = meta_path(path);
     let reason = if path.exists() {
         if !meta_file.exists() {
-            return Ok((TextTokenizer::load(path)?, TokenizerSource::Loaded));
+            return Ok((
+                TextTokenizer::load(path)?,
+                TokenizerSource::Loaded,
+                path.to_path_buf(),
+            ));
         }
         match read_meta(&meta_file) {
             Ok(meta) => {
@@ -308,15 +369,15 @@ pub fn ensure_tokenizer(
                     ));
                 }
                 if diffs.is_empty() {
-                    return Ok((TextTokenizer::load(path)?, TokenizerSource::Loaded));
+                    return Ok((TextTokenizer::load(path)?, TokenizerSource::Loaded, path.to_path_buf()));
                 }
-                format!(
-                    "{} was trained for different settings: {}",
+                bail!(
+                    "{} was trained for different settings ({}) and is not replaced, since checkpoints may use it; delete it yourself to retrain",
                     path.display(),
                     diffs.join(", ")
                 )
             }
-            Err(e) => format!("{e:#}"),
+            Err(e) => bail!("{e:#}; the tokenizer {} is kept unchanged: delete its sidecar and the file yourself to retrain", path.display()),
         }
     } else {
         format!("no tokenizer at {}", path.display())
@@ -333,7 +394,7 @@ pub fn ensure_tokenizer(
     };
     let meta_json = serde_json::to_string_pretty(&meta).context("serialising tokenizer meta")?;
     crate::fsutil::write_atomic(&meta_file, meta_json.as_bytes())?;
-    Ok((tok, TokenizerSource::Trained { reason }))
+    Ok((tok, TokenizerSource::Trained { reason }, path.to_path_buf()))
 }
 
 fn read_meta(meta_file: &Path) -> Result<TokenizerMeta> {
@@ -483,7 +544,8 @@ mod tests {
         };
 
         // Missing → trained, saved, sidecar written.
-        let (tok, src) = ensure_tokenizer(&path, 300, "fp-a", docs).unwrap();
+        let (tok, src, at) = ensure_tokenizer(&path, 300, "fp-a", docs).unwrap();
+        assert_eq!(at, path);
         assert!(
             matches!(&src, TokenizerSource::Trained { reason } if reason.contains("no tokenizer"))
         );
@@ -497,49 +559,76 @@ mod tests {
             meta_path(&path),
             dir.path().join("tokenizer.json.meta.json")
         );
+        let original = std::fs::read(&path).unwrap();
 
         // Matching → loaded without collecting docs.
-        let (again, src) = ensure_tokenizer(&path, 300, "fp-a", docs).unwrap();
-        assert_eq!(src, TokenizerSource::Loaded);
+        let (again, src, at) = ensure_tokenizer(&path, 300, "fp-a", docs).unwrap();
+        assert_eq!(
+            (src, at.as_path()),
+            (TokenizerSource::Loaded, path.as_path())
+        );
         assert_eq!(calls.get(), 1);
         assert_eq!(again.content_hash(), tok.content_hash());
 
-        // Different vocab_size → retrained with a reason naming old and new.
-        let (bigger, src) = ensure_tokenizer(&path, 320, "fp-a", docs).unwrap();
+        // Different vocab_size → a new tokenizer beside it (case c20: never overwritten).
+        let (bigger, src, alt) = ensure_tokenizer(&path, 320, "fp-a", docs).unwrap();
         let TokenizerSource::Trained { reason } = src else {
-            panic!("expected retraining")
-        };
-        assert!(reason.contains("vocab_size 300 → 320"), "{reason}");
-        assert_eq!(bigger.vocab_size(), 320);
-        assert_eq!(calls.get(), 2);
-        assert_eq!(read_meta(&meta_path(&path)).unwrap().vocab_size, 320);
-
-        // Different data fingerprint → retrained with a reason.
-        let (_, src) = ensure_tokenizer(&path, 320, "fp-b", docs).unwrap();
-        let TokenizerSource::Trained { reason } = src else {
-            panic!("expected retraining")
+            panic!("expected training")
         };
         assert!(
-            reason.contains("fp-a → fp-b") && !reason.contains("vocab_size"),
+            reason.contains("vocab_size 300 → 320") && reason.contains("kept unchanged"),
             "{reason}"
         );
-        assert_eq!(calls.get(), 3);
+        assert_eq!(bigger.vocab_size(), 320);
+        assert_eq!(calls.get(), 2);
+        assert_ne!(alt, path);
+        let name = alt.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("tokenizer.")
+                && name.ends_with(".json")
+                && name.len() == "tokenizer.12345678.json".len(),
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            original,
+            "the first tokenizer was overwritten"
+        );
+        assert_eq!(read_meta(&meta_path(&path)).unwrap().vocab_size, 300);
+        // … and found again next time.
+        let (_, src, again) = ensure_tokenizer(&path, 320, "fp-a", docs).unwrap();
+        assert_eq!(
+            (src, again.as_path()),
+            (TokenizerSource::Loaded, alt.as_path())
+        );
+        assert_eq!(calls.get(), 2);
 
-        // A corrupt sidecar → retrained, naming the sidecar.
+        // Different data fingerprint → another one beside it.
+        let (_, src, other) = ensure_tokenizer(&path, 300, "fp-b", docs).unwrap();
+        assert!(matches!(src, TokenizerSource::Trained { .. }));
+        assert!(other != alt && other != path);
+        assert_eq!(calls.get(), 3);
+        assert_eq!(std::fs::read(&path).unwrap(), original);
+
+        // A corrupt sidecar → an error naming it; nothing is retrained over the file.
         std::fs::write(meta_path(&path), "{").unwrap();
-        let (_, src) = ensure_tokenizer(&path, 320, "fp-b", docs).unwrap();
-        let TokenizerSource::Trained { reason } = src else {
-            panic!("expected retraining")
-        };
-        assert!(reason.contains("meta.json"), "{reason}");
+        let e = format!(
+            "{:#}",
+            ensure_tokenizer(&path, 300, "fp-a", docs).unwrap_err()
+        );
+        assert!(
+            e.contains("meta.json") && e.contains("kept unchanged"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), original);
 
         // Sidecar-less (foreign) file → loaded as is, whatever the requested settings.
         let foreign = dir.path().join("gpt2-like.json");
         trained(300).save(&foreign).unwrap();
-        let (tok, src) = ensure_tokenizer(&foreign, 50257, "other", docs).unwrap();
+        let (tok, src, _) = ensure_tokenizer(&foreign, 50257, "other", docs).unwrap();
         assert_eq!(src, TokenizerSource::Loaded);
         assert_eq!(tok.vocab_size(), 300);
-        assert_eq!(calls.get(), 4);
+        assert_eq!(calls.get(), 3);
         assert!(!meta_path(&foreign).exists());
     }
 

@@ -71,10 +71,11 @@ impl HostModel {
         } else {
             state.params
         };
-        let tokenizer_path = match &config.tokenizer.path {
-            Some(p) => PathBuf::from(p),
-            None => run_dir_of(&path).join("tokenizer.json"),
-        };
+        let tokenizer_path = crate::lm::prepare::checkpoint_tokenizer(
+            &run_dir_of(&path),
+            &config,
+            &meta.tokenizer_hash,
+        )?;
         let tokenizer = TextTokenizer::load(&tokenizer_path)?;
         if !meta.tokenizer_hash.is_empty() && tokenizer.content_hash() != meta.tokenizer_hash {
             bail!(

@@ -28,7 +28,8 @@ pub fn inspect(path: &Path) -> Result<String> {
         );
     }
     let file = checkpoint::resolve(path)?;
-    let meta = checkpoint::read_meta(&file)?;
+    // The whole file is read, so that a damaged checkpoint is reported here too.
+    let meta = checkpoint::verify(&file)?;
     let mut out = vec![
         format!("checkpoint: {}", file.display()),
         format!("format: {} version {}", meta.format, meta.version),

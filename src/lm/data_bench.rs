@@ -25,7 +25,7 @@ pub struct DataBench {
 
 /// Measures both figures; `work_dir` holds the tokenizer when the config names none.
 pub fn bench_data(config: &Config, work_dir: &Path, windows: usize) -> Result<DataBench> {
-    let data = prepare_run_data(config, work_dir)?;
+    let data = prepare_run_data(config, work_dir, None)?;
     let unit = &data.train.units[0];
     let docs = read_unit(unit, &data.train.text_column, data.train.prepend_title)?;
     // One warm-up pass so that page cache and thread pool start-up are not measured.

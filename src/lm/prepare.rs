@@ -14,6 +14,8 @@ use crate::data::windows::{is_held_out, validation_windows, TextSource};
 
 /// The prepared data of a run.
 pub struct RunData {
+    /// The train shards (absolute paths, in order), for checkpoints.
+    pub train_shards: Vec<String>,
     pub train: Arc<TextSource>,
     pub tokenizer: Arc<TextTokenizer>,
     pub tokenizer_path: PathBuf,
@@ -80,7 +82,7 @@ pub fn prepare_tokenizer(
         docs.truncate(limit);
         Ok(docs)
     };
-    let (tok, source) =
+    let (tok, source, path) =
         ensure_tokenizer(&path, config.tokenizer.vocab_size, &fingerprint, collect)?;
     let mut notes = Vec::new();
     match source {
@@ -132,8 +134,62 @@ fn round_trip_warning(tok: &TextTokenizer, docs: &[String]) -> Result<Option<Str
     }))
 }
 
+/// The tokenizer file a checkpoint was trained with: the first of the run directory's own copy
+/// (`RUN_DIR/tokenizer.json`), the config's `tokenizer.path`, and the tokenizers lmtrain wrote
+/// beside that path for other settings (`<stem>.<settings>.json`) whose content hash is
+/// `hash` (an empty hash, from checkpoints that recorded none, takes the first that exists).
+/// Runs made before tokenizers were copied into run directories are found through the last two.
+pub fn checkpoint_tokenizer(run_dir: &Path, config: &Config, hash: &str) -> Result<PathBuf> {
+    let mut candidates = vec![run_dir.join("tokenizer.json")];
+    if let Some(p) = &config.tokenizer.path {
+        let p = PathBuf::from(p);
+        if let (Some(dir), Some(stem)) = (p.parent(), p.file_stem()) {
+            let prefix = format!("{}.", stem.to_string_lossy());
+            let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            siblings.retain(|s| {
+                let n = s
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                n.starts_with(&prefix) && n.ends_with(".json") && !n.ends_with(".meta.json")
+            });
+            siblings.sort();
+            candidates.push(p);
+            candidates.extend(siblings);
+        }
+    }
+    let mut tried = Vec::new();
+    for c in &candidates {
+        if !c.is_file() {
+            continue;
+        }
+        match TextTokenizer::load(c) {
+            Ok(t) if hash.is_empty() || t.content_hash() == hash => return Ok(c.clone()),
+            Ok(_) => tried.push(format!(
+                "{} (another tokenizer: its hash differs)",
+                c.display()
+            )),
+            Err(e) => tried.push(format!("{} ({e:#})", c.display())),
+        }
+    }
+    bail!(
+        "the tokenizer this run was trained with (sha256 {}) is not in {} or beside the config's tokenizer.path; tried: {}. An lmtrain from before runs kept their own copy may have overwritten a shared tokenizer: restore that file, or start a new run",
+        if hash.is_empty() { "unrecorded" } else { hash },
+        run_dir.display(),
+        if tried.is_empty() { "no tokenizer file exists there".to_string() } else { tried.join("; ") }
+    )
+}
+
 /// Shards, tokenizer and validation windows for a run whose directory is `run_dir`.
-pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
+/// `run_tokenizer` (on resume) is the tokenizer the run's checkpoints record; without it the
+/// config's tokenizer is loaded or trained, then copied into the run directory.
+pub fn prepare_run_data(
+    config: &Config,
+    run_dir: &Path,
+    run_tokenizer: Option<&Path>,
+) -> Result<RunData> {
     let d = &config.data;
     // The data is checked before anything is trained on it, the tokenizer included.
     let shards = resolve_glob(&d.train_glob, Path::new("/"))?;
@@ -144,7 +200,30 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
             .context("checking the training data before training")?;
         surveys.push(survey.describe(shard));
     }
-    let (tok, tokenizer_path, mut notes) = prepare_tokenizer(config, run_dir)?;
+    let (tok, tokenizer_path, mut notes) = match run_tokenizer {
+        Some(p) => (
+            TextTokenizer::load(p)?,
+            p.to_path_buf(),
+            vec![format!(
+                "tokenizer: {} (the one the run's checkpoints record)",
+                p.display()
+            )],
+        ),
+        None => prepare_tokenizer(config, run_dir)?,
+    };
+    // The run keeps its own copy, so that a shared tokenizer.path can change without breaking
+    // its checkpoints.
+    let own = run_dir.join("tokenizer.json");
+    if tokenizer_path != own && run_tokenizer.is_none() {
+        let bytes = std::fs::read(&tokenizer_path)
+            .with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
+        crate::fsutil::write_atomic(&own, &bytes)
+            .with_context(|| format!("cannot copy the tokenizer into {}", own.display()))?;
+        notes.push(format!(
+            "tokenizer: copied {} into the run directory",
+            tokenizer_path.display()
+        ));
+    }
     notes.extend(surveys);
     let rows: usize = units.iter().map(|u| u.rows).sum();
     notes.push(format!(
@@ -250,6 +329,7 @@ pub fn prepare_run_data(config: &Config, run_dir: &Path) -> Result<RunData> {
         ));
     }
     Ok(RunData {
+        train_shards: shards.iter().map(|p| p.display().to_string()).collect(),
         train,
         tokenizer: Arc::new(tok),
         tokenizer_path,

@@ -15,8 +15,11 @@ use crate::model::{HostParams, ParamSpec};
 
 /// Identifies lmtrain checkpoints among other safetensors files.
 pub const FORMAT: &str = "lmtrain-checkpoint";
-/// Bumped whenever the layout changes; older or newer files get a clear error.
-pub const VERSION: u32 = 1;
+/// Bumped whenever the layout changes (docs/checkpoint-format.md has the plan). Version 2 adds
+/// the checksum and the list of train shards; version 1 files still load, with a warning.
+pub const VERSION: u32 = 2;
+/// The oldest version this lmtrain reads.
+pub const OLDEST_READABLE: u32 = 1;
 
 /// Everything a checkpoint stores besides tensors.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -33,6 +36,30 @@ pub struct CheckpointMeta {
     pub val_loss_raw: Option<f64>,
     pub val_loss_ema: Option<f64>,
     pub has_ema: bool,
+    /// The train shards the run streamed (absolute paths, in order); a resume on another list
+    /// is refused unless accepted explicitly. Empty in version 1.
+    #[serde(default)]
+    pub train_shards: Vec<String>,
+    /// sha256 over every tensor's name and bytes, in name order, written at save time and
+    /// checked on load. None in version 1.
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+/// The checksum of a checkpoint's tensors: sha256 over (name length, name, byte length, bytes)
+/// of each tensor in name order.
+fn tensors_checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut items: Vec<(&str, &[u8])> = tensors.collect();
+    items.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    for (name, bytes) in items {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    format!("{:x}", h.finalize())
 }
 
 /// The tensors of a checkpoint, in spec order.
@@ -78,10 +105,14 @@ pub fn save(
                 .map_err(|e| anyhow!("tensor {name}: {e}"))
         })
         .collect::<Result<_>>()?;
+    let mut meta = meta.clone();
+    meta.checksum = Some(tensors_checksum(
+        owned.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())),
+    ));
     let mut metadata = HashMap::new();
     metadata.insert(
         "lmtrain".to_string(),
-        serde_json::to_string(meta).context("cannot serialize checkpoint metadata")?,
+        serde_json::to_string(&meta).context("cannot serialize checkpoint metadata")?,
     );
     let bytes = safetensors::tensor::serialize(views, Some(metadata))
         .map_err(|e| anyhow!("cannot serialize checkpoint: {e}"))?;
@@ -107,6 +138,7 @@ pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta,
             path.display()
         )
     })?;
+    verify_checksum(path, &meta, &st)?;
     let specs: Vec<ParamSpec> = match specs {
         Some(s) => s.to_vec(),
         None => specs_from_file(&st),
@@ -152,6 +184,27 @@ pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta,
     Ok((meta, state))
 }
 
+fn verify_checksum(path: &Path, meta: &CheckpointMeta, st: &SafeTensors) -> Result<()> {
+    let Some(want) = &meta.checksum else {
+        return Ok(());
+    };
+    let tensors = st.tensors();
+    let got = tensors_checksum(tensors.iter().map(|(n, v)| (n.as_str(), v.data())));
+    if &got != want {
+        bail!(
+            "checkpoint {} is corrupt: its tensors' checksum does not match the one stored when it was written (a flipped or truncated byte); use an earlier checkpoint from the same directory",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a whole checkpoint and checks its checksum, without knowing the model.
+pub fn verify(path: &Path) -> Result<CheckpointMeta> {
+    let (meta, _) = load(path, None)?;
+    Ok(meta)
+}
+
 /// Reads only the metadata (for `inspect` and resume checks).
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     let bytes = std::fs::read(path)
@@ -183,14 +236,31 @@ fn read_meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
     if format != FORMAT {
         bail!("{}: format {format:?} is not {FORMAT:?}", path.display());
     }
-    if version != u64::from(VERSION) {
+    if version > u64::from(VERSION) || version < u64::from(OLDEST_READABLE) {
         bail!(
-            "{}: checkpoint version {version}, this lmtrain reads version {VERSION}; use the lmtrain that wrote it",
+            "{}: checkpoint version {version}, this lmtrain reads versions {OLDEST_READABLE} to {VERSION}; use the lmtrain that wrote it (or a newer one)",
             path.display()
         );
     }
+    if version < u64::from(VERSION) {
+        warn_old_version(path, version);
+    }
     serde_json::from_value(value)
         .with_context(|| format!("{}: checkpoint metadata is malformed", path.display()))
+}
+
+/// Says once per file and process that an older checkpoint version was loaded.
+fn warn_old_version(path: &Path, version: u64) {
+    use std::sync::Mutex;
+    static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        eprintln!(
+            "warning: {} is checkpoint version {version} (this lmtrain writes {VERSION}): it loads, but has no checksum and no list of train shards to check",
+            path.display()
+        );
+    }
 }
 
 /// Parameter specs recovered from the `model.` tensors of a file, in name order.
@@ -225,7 +295,8 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A checkpoint file, or a run directory (meaning its latest checkpoint).
+/// A checkpoint file, or a run directory (meaning its newest intact checkpoint: newer ones
+/// that fail to read or whose checksum does not match are skipped, saying so on stderr).
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path.to_path_buf());
@@ -236,12 +307,36 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         } else {
             path.to_path_buf()
         };
-        return list(&dir)?.pop().ok_or_else(|| {
-            anyhow!(
+        let files = list(&dir)?;
+        if files.is_empty() {
+            bail!(
                 "{} holds no checkpoint (ckpt-*.safetensors); the run saved none yet",
                 path.display()
-            )
-        });
+            );
+        }
+        let mut skipped: Vec<(PathBuf, anyhow::Error)> = Vec::new();
+        for file in files.iter().rev() {
+            match verify(file) {
+                Ok(_) => {
+                    for (f, why) in &skipped {
+                        eprintln!(
+                            "warning: skipping damaged checkpoint {}: {why:#}",
+                            f.display()
+                        );
+                    }
+                    if !skipped.is_empty() {
+                        eprintln!("using the newest intact checkpoint, {}", file.display());
+                    }
+                    return Ok(file.clone());
+                }
+                Err(e) => skipped.push((file.clone(), e)),
+            }
+        }
+        bail!(
+            "every checkpoint in {} is damaged; the newest: {:#}",
+            dir.display(),
+            skipped[0].1
+        );
     }
     bail!(
         "{} does not exist: give a checkpoint file or a run directory",

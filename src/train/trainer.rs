@@ -27,6 +27,9 @@ pub struct TrainOptions {
     pub resume_from: Option<PathBuf>,
     /// Stored in checkpoints so that sampling and resume can check the tokenizer.
     pub tokenizer_hash: String,
+    /// The train shards (absolute paths), stored in checkpoints so that a resume can tell when
+    /// they changed.
+    pub train_shards: Vec<String>,
     /// Set by SIGINT/SIGTERM: finish the step, checkpoint, return.
     pub stop: Arc<AtomicBool>,
 }
@@ -271,6 +274,8 @@ fn save_checkpoint<T: Task>(
         val_loss_raw: last_val.0,
         val_loss_ema: last_val.1,
         has_ema: state.ema.is_some(),
+        train_shards: opts.train_shards.clone(),
+        checksum: None,
     };
     let host = CheckpointState {
         params: download(&state.params)?,

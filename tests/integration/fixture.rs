@@ -281,6 +281,7 @@ fn ten_optimizer_steps_match_pytorch() {
             device: Device::flex(),
             resume_from: None,
             tokenizer_hash: String::new(),
+            train_shards: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
         },
     )

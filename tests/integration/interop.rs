@@ -382,6 +382,8 @@ fn fake_checkpoint(dir: &Path, format: &str, version: u32) -> PathBuf {
         val_loss_raw: None,
         val_loss_ema: None,
         has_ema: false,
+        train_shards: Vec::new(),
+        checksum: None,
     };
     checkpoint::save(dir, &specs, &state, &meta).unwrap()
 }
@@ -416,7 +418,12 @@ fn foreign_old_and_damaged_files_get_clear_errors() {
             .arg(&cases[2].0),
     );
     assert!(err.contains("checkpoint version 99"), "{err}");
-    // A version-1 file from this lmtrain still inspects fine.
+    // A version-1 file (before checksums and shard lists) still inspects, with a warning.
+    let v1 = fake_checkpoint(&tmp.path().join("v1"), checkpoint::FORMAT, 1);
+    let out = run_ok(lmtrain().arg("inspect").arg(&v1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version 1") && err.contains("warning"), "{err}");
+    // A file of the current version inspects fine.
     let ok = fake_checkpoint(
         &tmp.path().join("good"),
         checkpoint::FORMAT,
@@ -427,4 +434,30 @@ fn foreign_old_and_damaged_files_get_clear_errors() {
         report.contains("step: 3") && report.contains("EMA weights: absent"),
         "{report}"
     );
+}
+
+/// A flipped byte in tensor data or a truncated file is detected by the checksum, named, and a
+/// run directory falls back to the newest intact checkpoint, saying so.
+#[test]
+fn damaged_checkpoints_are_detected_and_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run/checkpoints");
+    let a = fake_checkpoint(&dir, checkpoint::FORMAT, checkpoint::VERSION);
+    // A second, newer checkpoint: same content at a later step.
+    let newer = dir.join(checkpoint::file_name(4));
+    std::fs::copy(&a, &newer).unwrap();
+    let mut bytes = std::fs::read(&newer).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x40;
+    std::fs::write(&newer, &bytes).unwrap();
+    let err = run_err(lmtrain().arg("inspect").arg(&newer));
+    assert!(err.contains("checksum") && err.contains("ckpt-000000004"), "{err}");
+    let out = run_ok(lmtrain().arg("inspect").arg(tmp.path().join("run")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipping damaged checkpoint") && stderr.contains("ckpt-000000004"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("step: 3"));
+    // Truncated.
+    std::fs::write(&newer, &bytes[..bytes.len() / 2]).unwrap();
+    let out = run_ok(lmtrain().arg("inspect").arg(tmp.path().join("run")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipping damaged checkpoint"));
 }

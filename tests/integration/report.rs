@@ -274,7 +274,10 @@ fn bad_inputs_are_clear_errors() {
     let err = run_err(lmtrain().args(["report", "--trend-window", "4"]).arg(&run));
     assert!(err.contains("must be odd"), "{err}");
     let err = run_err(lmtrain().args(["report", "--trend-window", "0"]).arg(&run));
-    assert!(err.contains("report --trend-window = 0") && err.contains("odd"), "{err}");
+    assert!(
+        err.contains("report --trend-window = 0") && err.contains("odd"),
+        "{err}"
+    );
 
     let empty = tmp.path().join("not-a-run");
     std::fs::create_dir_all(&empty).expect("dir");
