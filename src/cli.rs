@@ -364,6 +364,7 @@ pub enum DataCommand {
 /// Parses the process arguments and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    crate::fault::init()?;
     match cli.command {
         None => train_command(cli.train),
         Some(Command::Train(args)) => train_command(args),

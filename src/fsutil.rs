@@ -23,6 +23,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        crate::fault::before_rename(path)?;
         Ok(())
     };
     if let Err(e) = write() {
@@ -58,7 +59,7 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = write(&tmp).and_then(|()| {
         std::fs::File::open(&tmp)?.sync_all()?;
-        Ok(())
+        crate::fault::before_rename(path)
     });
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);

@@ -12,6 +12,7 @@ pub mod device;
 #[cfg(feature = "mujoco")]
 pub mod env;
 pub mod eval;
+pub mod fault;
 pub mod fsutil;
 pub mod generate;
 pub mod interop;

@@ -150,6 +150,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             grad_norm: log_step(state.step + 1),
             mark: None,
         };
+        crate::fault::at(
+            crate::fault::Point::Step,
+            &format!("step {}", state.step + 1),
+        );
         let out = optimizer_step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
         interval_tokens += out.tokens;
@@ -206,6 +210,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 interval_tokens = 0;
             }
             if do_val {
+                crate::fault::at(
+                    crate::fault::Point::Validation,
+                    &format!("the validation of step {t}"),
+                );
                 let raw = task.val_loss(&state.params, device)?;
                 row.val_loss_raw = Some(raw);
                 if let Some(e) = &state.ema {
@@ -214,6 +222,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 last_val = (row.val_loss_raw, row.val_loss_ema);
             }
             if do_gen {
+                crate::fault::at(
+                    crate::fault::Point::Generation,
+                    &format!("the evaluation of step {t}"),
+                );
                 let metrics = task.evaluate(t, &state.params, state.ema.as_deref(), device)?;
                 row.extra.extend(metrics);
             }
@@ -224,6 +236,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             }
         }
 
+        // A signal that arrived during this step's validation or evaluation stops here too.
+        let stop = stop || opts.stop.load(Ordering::SeqCst);
         if t.is_multiple_of(cfg.checkpoint.every) || last || stop {
             let last_good = last_checkpoint.as_deref();
             let path =
@@ -232,6 +246,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;
             last_checkpoint = Some(path);
         }
+        // And one during the checkpoint write: that checkpoint is this step's, so stop now.
+        let stop = stop || (last_checkpoint.is_some() && opts.stop.load(Ordering::SeqCst));
         if stop && !last {
             interrupted = true;
             if let Some(p) = &last_checkpoint {

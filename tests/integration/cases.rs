@@ -178,7 +178,10 @@ fn c20_tokenizers_are_never_overwritten_and_shard_changes_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let shared = tmp.path().join("shared-tok.json");
     let tok = format!("tokenizer.path={:?}", shared.display().to_string());
-    for (name, frac) in [("X", "data.val_fraction=0.05"), ("Y", "data.val_fraction=0.10")] {
+    for (name, frac) in [
+        ("X", "data.val_fraction=0.05"),
+        ("Y", "data.val_fraction=0.10"),
+    ] {
         let mut cmd = lmtrain();
         cmd.arg("--config").arg(case("base.toml")).args([
             "--set",
@@ -186,7 +189,10 @@ fn c20_tokenizers_are_never_overwritten_and_shard_changes_are_named() {
             "--set",
             &format!("train.run_name={name:?}"),
             "--set",
-            &format!("data.train_glob={:?}", c20("train-0.parquet").display().to_string()),
+            &format!(
+                "data.train_glob={:?}",
+                c20("train-0.parquet").display().to_string()
+            ),
             "--set",
             frac,
             "--set",
@@ -194,21 +200,58 @@ fn c20_tokenizers_are_never_overwritten_and_shard_changes_are_named() {
         ]);
         run_ok(&mut cmd);
         if name == "X" {
-            assert!(tmp.path().join("X/tokenizer.json").is_file(), "the run keeps a copy");
+            assert!(
+                tmp.path().join("X/tokenizer.json").is_file(),
+                "the run keeps a copy"
+            );
         }
     }
     let siblings: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("shared-tok.") && n != "shared-tok.json" && !n.ends_with("meta.json"))
+        .filter(|n| {
+            n.starts_with("shared-tok.") && n != "shared-tok.json" && !n.ends_with("meta.json")
+        })
         .collect();
     assert_eq!(siblings.len(), 1, "{siblings:?}");
     let x = tmp.path().join("X");
-    run_ok(lmtrain().args(["sample", "--device", "cpu", "--prompt", "Tom", "--tokens", "3", "--checkpoint"]).arg(&x));
-    run_ok(lmtrain().args(["export", "--checkpoint"]).arg(&x).arg("--out").arg(tmp.path().join("X-hf")));
+    run_ok(
+        lmtrain()
+            .args([
+                "sample",
+                "--device",
+                "cpu",
+                "--prompt",
+                "Tom",
+                "--tokens",
+                "3",
+                "--checkpoint",
+            ])
+            .arg(&x),
+    );
+    run_ok(
+        lmtrain()
+            .args(["export", "--checkpoint"])
+            .arg(&x)
+            .arg("--out")
+            .arg(tmp.path().join("X-hf")),
+    );
     // A run from before runs kept a copy: found through tokenizer.path.
     std::fs::remove_file(x.join("tokenizer.json")).unwrap();
-    run_ok(lmtrain().args(["sample", "--device", "cpu", "--prompt", "Tom", "--tokens", "3", "--checkpoint"]).arg(&x));
+    run_ok(
+        lmtrain()
+            .args([
+                "sample",
+                "--device",
+                "cpu",
+                "--prompt",
+                "Tom",
+                "--tokens",
+                "3",
+                "--checkpoint",
+            ])
+            .arg(&x),
+    );
 
     // (b) one more shard under the glob of a finished run.
     let data = tmp.path().join("data");
@@ -221,17 +264,54 @@ fn c20_tokenizers_are_never_overwritten_and_shard_changes_are_named() {
         "--set",
         "train.run_name=\"R\"",
         "--set",
-        &format!("data.train_glob={:?}", format!("{}/train-*.parquet", data.display())),
+        &format!(
+            "data.train_glob={:?}",
+            format!("{}/train-*.parquet", data.display())
+        ),
         "--set",
-        &format!("data.val_glob={:?}", c20("val.parquet").display().to_string()),
+        &format!(
+            "data.val_glob={:?}",
+            c20("val.parquet").display().to_string()
+        ),
     ]);
     run_ok(&mut cmd);
     let r = tmp.path().join("R");
     let before = std::fs::read(r.join("tokenizer.json")).unwrap();
     std::fs::copy(c20("train-1.parquet"), data.join("train-1.parquet")).unwrap();
-    let err = run_err(lmtrain().args(["train", "--resume"]).arg(&r).args(["--set", "train.max_steps=10"]));
-    assert!(err.contains("incompatible") && err.contains("train-1.parquet") && err.contains("--accept-data-change"), "{err}");
-    run_ok(lmtrain().args(["train", "--resume"]).arg(&r).args(["--set", "train.max_steps=10", "--accept-data-change"]));
-    assert_eq!(std::fs::read(r.join("tokenizer.json")).unwrap(), before, "the run's tokenizer changed");
-    run_ok(lmtrain().args(["sample", "--device", "cpu", "--prompt", "Tom", "--tokens", "3", "--checkpoint"]).arg(&r));
+    let err = run_err(
+        lmtrain()
+            .args(["train", "--resume"])
+            .arg(&r)
+            .args(["--set", "train.max_steps=10"]),
+    );
+    assert!(
+        err.contains("incompatible")
+            && err.contains("train-1.parquet")
+            && err.contains("--accept-data-change"),
+        "{err}"
+    );
+    run_ok(lmtrain().args(["train", "--resume"]).arg(&r).args([
+        "--set",
+        "train.max_steps=10",
+        "--accept-data-change",
+    ]));
+    assert_eq!(
+        std::fs::read(r.join("tokenizer.json")).unwrap(),
+        before,
+        "the run's tokenizer changed"
+    );
+    run_ok(
+        lmtrain()
+            .args([
+                "sample",
+                "--device",
+                "cpu",
+                "--prompt",
+                "Tom",
+                "--tokens",
+                "3",
+                "--checkpoint",
+            ])
+            .arg(&r),
+    );
 }

@@ -422,7 +422,10 @@ fn foreign_old_and_damaged_files_get_clear_errors() {
     let v1 = fake_checkpoint(&tmp.path().join("v1"), checkpoint::FORMAT, 1);
     let out = run_ok(lmtrain().arg("inspect").arg(&v1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("version 1") && err.contains("warning"), "{err}");
+    assert!(
+        err.contains("version 1") && err.contains("warning"),
+        "{err}"
+    );
     // A file of the current version inspects fine.
     let ok = fake_checkpoint(
         &tmp.path().join("good"),
@@ -451,10 +454,16 @@ fn damaged_checkpoints_are_detected_and_skipped() {
     bytes[last] ^= 0x40;
     std::fs::write(&newer, &bytes).unwrap();
     let err = run_err(lmtrain().arg("inspect").arg(&newer));
-    assert!(err.contains("checksum") && err.contains("ckpt-000000004"), "{err}");
+    assert!(
+        err.contains("checksum") && err.contains("ckpt-000000004"),
+        "{err}"
+    );
     let out = run_ok(lmtrain().arg("inspect").arg(tmp.path().join("run")));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("skipping damaged checkpoint") && stderr.contains("ckpt-000000004"), "{stderr}");
+    assert!(
+        stderr.contains("skipping damaged checkpoint") && stderr.contains("ckpt-000000004"),
+        "{stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("step: 3"));
     // Truncated.
     std::fs::write(&newer, &bytes[..bytes.len() / 2]).unwrap();
