@@ -17,7 +17,8 @@ LMTRAIN=${LMTRAIN:-target/release/lmtrain}
 [ -d "$run/checkpoints" ] || { echo "ship_expert: $run is not a SAC run directory (no checkpoints/)" >&2; exit 1; }
 newest=$(ls "$run"/checkpoints/sac-*.safetensors | sort | tail -n 1)
 mkdir -p data/experts/checkpoints
-"$LMTRAIN" expert export --checkpoint "$run" $which --out "data/experts/$stem.safetensors" --episodes 10
+# The card is evaluated on seeds 2000000.. : not the training evaluations' seeds that picked the best.
+"$LMTRAIN" expert export --checkpoint "$run" $which --out "data/experts/$stem.safetensors" --episodes 10 --seed 2000000
 # cp then mv, so that a reader never sees a half-copied file.
 cp "$newest" "data/experts/checkpoints/.$stem.sac.safetensors.tmp"
 mv "data/experts/checkpoints/.$stem.sac.safetensors.tmp" "data/experts/checkpoints/$stem.sac.safetensors"
