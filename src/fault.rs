@@ -9,6 +9,7 @@
 //! | `pause-in-validation:S` | sleep S seconds at the start of every validation |
 //! | `pause-in-generation:S` | sleep S seconds at the start of every generation evaluation |
 //! | `pause-in-step:S` | sleep S seconds before every optimizer step |
+//! | `nan-loss-at:N` | make step N's loss (and so its gradients) NaN, once per process |
 //!
 //! Each firing prints `fault: …` on stderr first, so a script can wait for it and then signal.
 
@@ -31,6 +32,7 @@ pub enum Point {
 enum Fault {
     Pause(Point, f64),
     FailWriteAfter(u64),
+    NanLossAt(u64),
 }
 
 /// Parses a `LMTRAIN_FAULT` value.
@@ -49,12 +51,16 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
             "pause-in-validation" => Fault::Pause(Point::Validation, secs()?),
             "pause-in-generation" => Fault::Pause(Point::Generation, secs()?),
             "pause-in-step" => Fault::Pause(Point::Step, secs()?),
+            "nan-loss-at" => match arg.parse::<u64>() {
+                Ok(n) => Fault::NanLossAt(n),
+                Err(_) => bail!("LMTRAIN_FAULT: {item:?} needs a step number, e.g. nan-loss-at:7"),
+            },
             "fail-write-after" => match arg.parse::<u64>() {
                 Ok(n) => Fault::FailWriteAfter(n),
                 Err(_) => bail!("LMTRAIN_FAULT: {item:?} needs a whole number, e.g. fail-write-after:3"),
             },
             other => bail!(
-                "LMTRAIN_FAULT: unknown fault {other:?}; known: pause-in-checkpoint-write:S, fail-write-after:N, pause-in-validation:S, pause-in-generation:S, pause-in-step:S"
+                "LMTRAIN_FAULT: unknown fault {other:?}; known: pause-in-checkpoint-write:S, fail-write-after:N, pause-in-validation:S, pause-in-generation:S, pause-in-step:S, nan-loss-at:N"
             ),
         });
     }
@@ -82,6 +88,24 @@ pub fn init() -> Result<()> {
 
 fn faults() -> &'static [Fault] {
     FAULTS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+static NAN_FIRED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether step `t`'s loss is to be made NaN (`nan-loss-at:N`): once per step number and
+/// process, so a rollback that replays step N finds it finite.
+pub fn nan_loss_now(t: u64) -> bool {
+    let wanted = faults().iter().any(|f| *f == Fault::NanLossAt(t));
+    if !wanted {
+        return false;
+    }
+    let mut fired = NAN_FIRED.lock().unwrap_or_else(|e| e.into_inner());
+    if fired.contains(&t) {
+        return false;
+    }
+    fired.push(t);
+    eprintln!("fault: making the loss of step {t} NaN");
+    true
 }
 
 /// Fires the pauses configured for `point`.

@@ -137,6 +137,9 @@ fn bench_config(o: &BenchOptions) -> Config {
             out_dir: String::new(),
             run_name: None,
             log_every: 1,
+            on_nonfinite: Default::default(),
+            rollback_lr_factor: 0.5,
+            max_rollbacks: 3,
         },
         eval: EvalConfig::default(),
         checkpoint: CheckpointConfig::default(),
@@ -178,6 +181,7 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
         ema: cfg.ema.enabled.then(|| params.clone()),
         opt: AdamW::zeros_like(&params),
         params,
+        rollbacks: 0,
     };
     let total = o.warmup_steps + o.steps;
     let mut times = Vec::with_capacity(o.steps);
@@ -346,6 +350,7 @@ mod tests {
             ema: Some(params.clone()),
             opt: AdamW::zeros_like(&params),
             params,
+            rollbacks: 0,
         };
         (task, state, specs, cfg, device)
     }

@@ -232,6 +232,9 @@ impl Config {
         diffs.retain(|k| {
             k != "train.max_steps"
                 && k != "train.log_every"
+                && k != "train.on_nonfinite"
+                && k != "train.rollback_lr_factor"
+                && k != "train.max_rollbacks"
                 && k != "model.fused_ops"
                 && !k.starts_with("checkpoint.")
                 && !k.starts_with("eval.")

@@ -121,6 +121,11 @@ pub const RULES: &[Rule] = &[
     rule("train.max_steps", AT_LEAST_ONE, ""),
     rule("train.batch_size", AT_LEAST_ONE, ""),
     rule("train.log_every", AT_LEAST_ONE, ""),
+    rule(
+        "train.rollback_lr_factor",
+        Range::new(0.0, false, 1.0, true),
+        "",
+    ),
     rule("eval.val_every", AT_LEAST_ONE, ""),
     rule("eval.val_windows", AT_LEAST_ONE, ""),
     rule("eval.temperature", NON_NEGATIVE, " (0 is greedy)"),

@@ -222,6 +222,34 @@ pub struct TrainConfig {
     /// Steps between log lines (train.log, metrics.jsonl, progress).
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// What a non-finite loss or gradient norm does: stop the run (at the next read of the loss),
+    /// skip the step (a masked update: weights, moments and EMA unchanged), or roll back to the
+    /// last checkpoint with a smaller learning rate.
+    #[serde(default)]
+    pub on_nonfinite: OnNonfinite,
+    /// Each rollback multiplies the learning rate by this factor (in (0, 1]).
+    #[serde(default = "default_rollback_lr_factor")]
+    pub rollback_lr_factor: f64,
+    /// Rollbacks allowed in the run's life; one more stops it.
+    #[serde(default = "default_max_rollbacks")]
+    pub max_rollbacks: u32,
+}
+
+/// `train.on_nonfinite`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonfinite {
+    #[default]
+    Stop,
+    Skip,
+    Rollback,
+}
+
+fn default_rollback_lr_factor() -> f64 {
+    0.5
+}
+fn default_max_rollbacks() -> u32 {
+    3
 }
 
 fn default_out_dir() -> String {
@@ -384,6 +412,7 @@ impl Config {
         check_int("train.batch_size", t.batch_size as u64)?;
         check_int("train.max_steps", t.max_steps)?;
         check_int("train.log_every", t.log_every)?;
+        check("train.rollback_lr_factor", t.rollback_lr_factor)?;
         let ev = &self.eval;
         check_int("eval.val_every", ev.val_every)?;
         check_int("eval.val_windows", ev.val_windows as u64)?;

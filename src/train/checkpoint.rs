@@ -44,6 +44,9 @@ pub struct CheckpointMeta {
     /// checked on load. None in version 1.
     #[serde(default)]
     pub checksum: Option<String>,
+    /// Rollbacks the run has made (`train.on_nonfinite = "rollback"`); 0 in version 1.
+    #[serde(default)]
+    pub rollbacks: u32,
 }
 
 /// The checksum of a checkpoint's tensors: sha256 over (name length, name, byte length, bytes)

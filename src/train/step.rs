@@ -14,7 +14,7 @@ use super::clip::clip_global;
 use super::ema;
 use super::schedule::lr_at;
 use super::task::Task;
-use crate::config::Config;
+use crate::config::{Config, OnNonfinite};
 use crate::model::ParamSpec;
 
 /// Parameters, EMA and optimizer state on the device, and the counters a checkpoint saves.
@@ -24,6 +24,9 @@ pub struct TrainState {
     pub params: Vec<Tensor<1>>,
     pub ema: Option<Vec<Tensor<1>>>,
     pub opt: AdamW,
+    /// Rollbacks so far (`train.on_nonfinite = "rollback"`); the learning rate is scaled by
+    /// `train.rollback_lr_factor` to this power.
+    pub rollbacks: u32,
 }
 
 /// What a step leaves on the device for the logs to read when they need it.
@@ -33,6 +36,9 @@ pub struct StepOutput {
     /// Global gradient norm before clipping: computed when clipping is on or
     /// [`StepExtras::grad_norm`] asks for it.
     pub grad_norm: Option<Tensor<1>>,
+    /// With `train.on_nonfinite = "skip"`: 1 if the step was applied, 0 if it was skipped
+    /// because its loss (or, with clipping, its gradient norm) was not finite.
+    pub applied: Option<Tensor<1>>,
     pub lr: f64,
     pub tokens: u64,
 }
@@ -89,7 +95,8 @@ pub fn optimizer_step<T: Task>(
     let mut extra_mark = extras.mark;
     let mut mark = |at| extra_mark.as_mut().map_or(Ok(()), |m| m(at));
     let t = state.step + 1;
-    let lr = lr_at(t, cfg.optim.lr, &cfg.schedule);
+    let lr = lr_at(t, cfg.optim.lr, &cfg.schedule)
+        * cfg.train.rollback_lr_factor.powi(state.rollbacks as i32);
     let accum = cfg.optim.grad_accum;
     let mut grads: Option<Vec<Tensor<1>>> = None;
     let mut loss_sum: Option<Tensor<1>> = None;
@@ -99,7 +106,10 @@ pub fn optimizer_step<T: Task>(
         tokens += task.batch_tokens(&batch) as u64;
         device.seed(step_seed(cfg.train.seed, t, micro as u64));
         let tracked = tracked_copies(&state.params);
-        let loss = task.loss(&tracked, &batch, true);
+        let mut loss = task.loss(&tracked, &batch, true);
+        if crate::fault::nan_loss_now(t) && micro == 0 {
+            loss = loss * f64::NAN;
+        }
         mark(PhaseEnd::Forward)?;
         let backward = (loss.clone() / accum as f64).backward();
         // A parameter the loss does not reach gets a zero gradient.
@@ -127,6 +137,26 @@ pub fn optimizer_step<T: Task>(
     }
     let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
     let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip, extras.grad_norm);
+    let loss = loss_sum.context("no micro-batch ran")? / accum as f64;
+    // "skip": the finiteness of the loss (and of the clip norm) decides on the device whether
+    // the update lands; nothing is read back, so the GPU gets no extra sync.
+    let skip_mask = (cfg.train.on_nonfinite == OnNonfinite::Skip).then(|| {
+        let mut bad = loss.clone().is_finite().bool_not();
+        if cfg.optim.grad_clip > 0.0 {
+            if let Some(n) = &grad_norm {
+                bad = bad.bool_or(n.clone().is_finite().bool_not());
+            }
+        }
+        bad
+    });
+    let before = skip_mask.as_ref().map(|_| {
+        (
+            state.params.clone(),
+            state.opt.m.clone(),
+            state.opt.v.clone(),
+            state.ema.clone(),
+        )
+    });
     state
         .opt
         .step(&mut state.params, &grads, specs, t, lr, &cfg.optim);
@@ -135,11 +165,28 @@ pub fn optimizer_step<T: Task>(
             ema::update(ema_params, &state.params, beta);
         }
     }
+    let mut applied = None;
+    if let (Some(bad), Some((p0, m0, v0, e0))) = (skip_mask, before) {
+        let keep = |new: &mut Vec<Tensor<1>>, old: Vec<Tensor<1>>| {
+            for (n, o) in new.iter_mut().zip(old) {
+                let mask = bad.clone().expand(o.shape());
+                *n = n.clone().mask_where(mask, o);
+            }
+        };
+        keep(&mut state.params, p0);
+        keep(&mut state.opt.m, m0);
+        keep(&mut state.opt.v, v0);
+        if let (Some(e), Some(e0)) = (state.ema.as_mut(), e0) {
+            keep(e, e0);
+        }
+        applied = Some(bad.bool_not().float());
+    }
     state.step = t;
     state.tokens += tokens;
     Ok(StepOutput {
-        loss: loss_sum.context("no micro-batch ran")? / accum as f64,
+        loss,
         grad_norm,
+        applied,
         lr,
         tokens,
     })

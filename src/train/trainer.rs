@@ -14,7 +14,7 @@ use super::checkpoint::{self, CheckpointMeta, CheckpointState};
 use super::metrics::{MetricsRow, RunLog};
 use super::step::{optimizer_step, StepExtras, TrainState};
 use super::task::Task;
-use crate::config::Config;
+use crate::config::{Config, OnNonfinite};
 use crate::model::params::{download, upload};
 use crate::model::{HostParams, ParamSpec};
 
@@ -60,31 +60,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let max_steps = cfg.train.max_steps;
 
     let (mut state, mut last_val) = match &opts.resume_from {
-        Some(path) => {
-            let (meta, saved) = checkpoint::load(path, Some(&specs))?;
-            if cfg.ema.enabled && saved.ema.is_none() {
-                bail!(
-                    "checkpoint {} has no EMA weights but ema.enabled = true: incompatible",
-                    path.display()
-                );
-            }
-            task.restore_cursor(&meta.cursor)
-                .with_context(|| format!("restoring the data cursor of {}", path.display()))?;
-            let state = TrainState {
-                step: meta.step,
-                tokens: meta.tokens,
-                params: upload(&specs, &saved.params, device)?,
-                ema: match &saved.ema {
-                    Some(e) if cfg.ema.enabled => Some(upload(&specs, e, device)?),
-                    _ => None,
-                },
-                opt: AdamW {
-                    m: upload(&specs, &saved.adam_m, device)?,
-                    v: upload(&specs, &saved.adam_v, device)?,
-                },
-            };
-            (state, (meta.val_loss_raw, meta.val_loss_ema))
-        }
+        Some(path) => load_state(task, path, &specs, cfg, device)?,
         None => {
             let params = upload(&specs, &task.init_params(cfg.train.seed), device)?;
             let state = TrainState {
@@ -93,6 +69,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 ema: cfg.ema.enabled.then(|| params.clone()),
                 opt: AdamW::zeros_like(&params),
                 params,
+                rollbacks: 0,
             };
             (state, (None, None))
         }
@@ -131,6 +108,8 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     }
 
     let mut interval_loss: Option<Tensor<1>> = None;
+    // With on_nonfinite = "skip": how many of the interval's steps were applied (on the device).
+    let mut interval_applied: Option<Tensor<1>> = None;
     let mut interval_steps = 0u64;
     let mut interval_tokens = 0u64;
     let mut interval_start = Instant::now();
@@ -157,10 +136,24 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         let out = optimizer_step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
         interval_tokens += out.tokens;
-        interval_loss = Some(match interval_loss {
+        let loss = match &out.applied {
+            // A skipped step's loss is left out of the interval's mean (0·NaN would be NaN).
+            Some(a) => out
+                .loss
+                .clone()
+                .mask_where(a.clone().equal_elem(0.0), out.loss.zeros_like()),
             None => out.loss,
-            Some(s) => s + out.loss,
+        };
+        interval_loss = Some(match interval_loss {
+            None => loss,
+            Some(s) => s + loss,
         });
+        if let Some(a) = out.applied {
+            interval_applied = Some(match interval_applied {
+                None => a,
+                Some(s) => s + a,
+            });
+        }
         interval_steps += 1;
         log.progress(t);
         for note in task.take_notes() {
@@ -173,7 +166,12 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         let do_gen = ge > 0 && (t.is_multiple_of(ge) || last);
         // Every generation evaluation also validates, so that the statistics can pair them.
         let do_val = t.is_multiple_of(cfg.eval.val_every) || last || do_gen;
-        let do_log = log_step(t) || stop;
+        // Under "rollback" a checkpoint step reads its loss first, so a diverged state is rolled
+        // back rather than refused at the save.
+        let do_log = log_step(t)
+            || stop
+            || (cfg.train.on_nonfinite == OnNonfinite::Rollback
+                && t.is_multiple_of(cfg.checkpoint.every));
         if do_log || do_val {
             let mut row = MetricsRow {
                 step: t,
@@ -183,7 +181,38 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
             };
             if do_log {
                 if let Some(sum) = interval_loss.take() {
-                    let loss = read_scalar(sum, "the training loss")? / interval_steps as f64;
+                    let applied = match interval_applied.take() {
+                        Some(a) => read_scalar(a, "the applied-step count")?.round() as u64,
+                        None => interval_steps,
+                    };
+                    let loss = read_scalar(sum, "the training loss")? / applied.max(1) as f64;
+                    if applied < interval_steps {
+                        let skipped = interval_steps - applied;
+                        row.extra.insert("skipped_steps".into(), skipped as f64);
+                        log.line(&format!(
+                            "skipped {skipped} of the {interval_steps} steps up to step {t}: a non-finite loss or gradient norm (train.on_nonfinite = \"skip\": weights, moments and EMA left as they were)"
+                        ))?;
+                    }
+                    if !loss.is_finite() && cfg.train.on_nonfinite == OnNonfinite::Rollback {
+                        let back = rollback(
+                            task,
+                            &mut state,
+                            &specs,
+                            cfg,
+                            device,
+                            &opts.run_dir,
+                            &ckpt_dir,
+                            t,
+                            loss,
+                        )?;
+                        log = RunLog::open(&opts.run_dir, state.step, max_steps)?;
+                        log.line(&back.message)?;
+                        last_val = back.last_val;
+                        interval_steps = 0;
+                        interval_tokens = 0;
+                        interval_start = Instant::now();
+                        continue;
+                    }
                     if !loss.is_finite() {
                         bail!(
                             "the training loss is {loss} at step {t}: training diverged. {}",
@@ -270,6 +299,41 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     })
 }
 
+/// A checkpoint into a [`TrainState`] on the device, with the task's data cursor restored (on
+/// resume, and on a rollback).
+fn load_state<T: Task>(
+    task: &mut T,
+    path: &Path,
+    specs: &[ParamSpec],
+    cfg: &Config,
+    device: &Device,
+) -> Result<(TrainState, (Option<f64>, Option<f64>))> {
+    let (meta, saved) = checkpoint::load(path, Some(specs))?;
+    if cfg.ema.enabled && saved.ema.is_none() {
+        bail!(
+            "checkpoint {} has no EMA weights but ema.enabled = true: incompatible",
+            path.display()
+        );
+    }
+    task.restore_cursor(&meta.cursor)
+        .with_context(|| format!("restoring the data cursor of {}", path.display()))?;
+    let state = TrainState {
+        step: meta.step,
+        tokens: meta.tokens,
+        params: upload(specs, &saved.params, device)?,
+        ema: match &saved.ema {
+            Some(e) if cfg.ema.enabled => Some(upload(specs, e, device)?),
+            _ => None,
+        },
+        opt: AdamW {
+            m: upload(specs, &saved.adam_m, device)?,
+            v: upload(specs, &saved.adam_v, device)?,
+        },
+        rollbacks: meta.rollbacks,
+    };
+    Ok((state, (meta.val_loss_raw, meta.val_loss_ema)))
+}
+
 fn save_checkpoint<T: Task>(
     task: &T,
     opts: &TrainOptions,
@@ -292,6 +356,7 @@ fn save_checkpoint<T: Task>(
         has_ema: state.ema.is_some(),
         train_shards: opts.train_shards.clone(),
         checksum: None,
+        rollbacks: state.rollbacks,
     };
     let host = CheckpointState {
         params: download(&state.params)?,
@@ -328,6 +393,58 @@ fn first_non_finite<'a>(specs: &'a [ParamSpec], values: &HostParams) -> Option<&
 }
 
 /// Where a diverged run can go on from.
+/// What a rollback did.
+struct Rollback {
+    message: String,
+    last_val: (Option<f64>, Option<f64>),
+}
+
+/// `train.on_nonfinite = "rollback"`: back to the newest intact checkpoint, with the learning
+/// rate scaled by one more factor of `train.rollback_lr_factor`; the logs after that
+/// checkpoint are rewound. An error when the budget of `train.max_rollbacks` is spent or no
+/// checkpoint exists.
+#[allow(clippy::too_many_arguments)]
+fn rollback<T: Task>(
+    task: &mut T,
+    state: &mut TrainState,
+    specs: &[ParamSpec],
+    cfg: &Config,
+    device: &Device,
+    run_dir: &Path,
+    ckpt_dir: &Path,
+    t: u64,
+    loss: f64,
+) -> Result<Rollback> {
+    let used = state.rollbacks;
+    if used >= cfg.train.max_rollbacks {
+        bail!(
+            "the training loss is {loss} at step {t} and the run has used its {used} rollback(s) (train.max_rollbacks): training diverged. Lower optim.lr or set optim.grad_clip, then resume"
+        );
+    }
+    if checkpoint::list(ckpt_dir)?.is_empty() {
+        bail!(
+            "the training loss is {loss} at step {t} and there is no checkpoint to roll back to: lower optim.lr or set optim.grad_clip and start again (or checkpoint more often)"
+        );
+    }
+    let path = checkpoint::resolve(ckpt_dir)?;
+    let (mut restored, last_val) = load_state(task, &path, specs, cfg, device)?;
+    restored.rollbacks = used + 1;
+    for name in ["metrics.jsonl", "generations.jsonl"] {
+        super::log_rewind::rewind_jsonl(&run_dir.join(name), restored.step)?;
+    }
+    let message = format!(
+        "rollback {}/{} at step {t}: the training loss was {loss}; back to step {} ({}), learning rate × {}^{} (train.on_nonfinite = \"rollback\")",
+        used + 1,
+        cfg.train.max_rollbacks,
+        restored.step,
+        path.display(),
+        cfg.train.rollback_lr_factor,
+        used + 1
+    );
+    *state = restored;
+    Ok(Rollback { message, last_val })
+}
+
 fn resume_hint(last_good: Option<&Path>) -> String {
     match last_good {
         Some(p) => format!(

@@ -315,3 +315,62 @@ fn c20_tokenizers_are_never_overwritten_and_shard_changes_are_named() {
             .arg(&r),
     );
 }
+
+/// The cases' tiny run on c02's data with a NaN loss injected at step 7 (LMTRAIN_FAULT), under
+/// each `train.on_nonfinite`.
+fn nan_run(out: &Path, name: &str, mode: &str) -> std::process::Command {
+    let mut cmd = run_case(
+        out,
+        name,
+        &case("c02/train-one.parquet"),
+        &case("c02/val.parquet"),
+        &[
+            &format!("train.on_nonfinite={mode:?}"),
+            "train.max_steps=12",
+            "checkpoint.every=5",
+            "checkpoint.keep_last=10",
+            "eval.val_every=100",
+            "train.log_every=1",
+        ],
+    );
+    cmd.env("LMTRAIN_FAULT", "nan-loss-at:7");
+    cmd
+}
+
+#[test]
+fn a_nan_loss_stops_skips_or_rolls_back_as_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    // "stop" (the default): an error at the next read of the loss, naming the last good checkpoint.
+    let err = run_err(&mut nan_run(tmp.path(), "stop", "stop"));
+    assert!(err.contains("step 7") && err.contains("diverged") && err.contains("ckpt-000000005"), "{err}");
+
+    // "skip": step 7 is a masked update, so its checkpoint-free neighbours bracket it exactly:
+    // weights, moments and EMA after step 7 equal those after step 6.
+    run_ok(&mut nan_run(tmp.path(), "skip", "skip").args(["--set", "checkpoint.every=1"]));
+    let dir = tmp.path().join("skip/checkpoints");
+    let tensors = |step: u64| {
+        let (_, s) = lmtrain::train::checkpoint::load(&dir.join(lmtrain::train::checkpoint::file_name(step)), None).unwrap();
+        (s.params, s.ema, s.adam_m, s.adam_v)
+    };
+    assert_eq!(tensors(6), tensors(7), "the skipped step changed the state");
+    assert_ne!(tensors(7), tensors(8));
+    let log = std::fs::read_to_string(tmp.path().join("skip/train.log")).unwrap();
+    assert!(log.contains("skipped 1 of the 1 steps up to step 7"), "{log}");
+    let rows = metrics(&tmp.path().join("skip"));
+    assert_eq!(rows[6]["skipped_steps"], 1.0);
+    assert!(rows.iter().all(|r| r["train_loss"].as_f64().is_none_or(f64::is_finite)));
+
+    // "rollback": back to step 5 with half the learning rate, then on to the end; one metrics row
+    // per step; the checkpoint records the rollback.
+    run_ok(&mut nan_run(tmp.path(), "rollback", "rollback"));
+    let log = std::fs::read_to_string(tmp.path().join("rollback/train.log")).unwrap();
+    assert!(log.contains("rollback 1/3 at step 7") && log.contains("back to step 5"), "{log}");
+    let rows = metrics(&tmp.path().join("rollback"));
+    let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>(), "one row per step after the rewind");
+    let lr = |s: usize| rows[s - 1]["lr"].as_f64().unwrap();
+    let straight = metrics(&tmp.path().join("skip"));
+    assert!((lr(8) - 0.5 * straight[7]["lr"].as_f64().unwrap()).abs() < 1e-12, "the rolled-back lr is not halved");
+    let meta = lmtrain::train::checkpoint::read_meta(&tmp.path().join("rollback/checkpoints").join(lmtrain::train::checkpoint::file_name(12))).unwrap();
+    assert_eq!(meta.rollbacks, 1);
+}

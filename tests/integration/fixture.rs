@@ -255,6 +255,9 @@ fn ten_optimizer_steps_match_pytorch() {
             out_dir: tmp.path().display().to_string(),
             run_name: None,
             log_every: 1,
+            on_nonfinite: Default::default(),
+            rollback_lr_factor: 0.5,
+            max_rollbacks: 3,
         },
         eval: EvalConfig {
             val_every: 1000,

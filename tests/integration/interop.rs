@@ -384,6 +384,7 @@ fn fake_checkpoint(dir: &Path, format: &str, version: u32) -> PathBuf {
         has_ema: false,
         train_shards: Vec::new(),
         checksum: None,
+        rollbacks: 0,
     };
     checkpoint::save(dir, &specs, &state, &meta).unwrap()
 }
