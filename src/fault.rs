@@ -95,7 +95,7 @@ static NAN_FIRED: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new())
 /// Whether step `t`'s loss is to be made NaN (`nan-loss-at:N`): once per step number and
 /// process, so a rollback that replays step N finds it finite.
 pub fn nan_loss_now(t: u64) -> bool {
-    let wanted = faults().iter().any(|f| *f == Fault::NanLossAt(t));
+    let wanted = faults().contains(&Fault::NanLossAt(t));
     if !wanted {
         return false;
     }

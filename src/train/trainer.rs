@@ -299,6 +299,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     })
 }
 
+/// The last validation losses, raw and EMA.
+type LastVal = (Option<f64>, Option<f64>);
+
 /// A checkpoint into a [`TrainState`] on the device, with the task's data cursor restored (on
 /// resume, and on a rollback).
 fn load_state<T: Task>(
@@ -307,7 +310,7 @@ fn load_state<T: Task>(
     specs: &[ParamSpec],
     cfg: &Config,
     device: &Device,
-) -> Result<(TrainState, (Option<f64>, Option<f64>))> {
+) -> Result<(TrainState, LastVal)> {
     let (meta, saved) = checkpoint::load(path, Some(specs))?;
     if cfg.ema.enabled && saved.ema.is_none() {
         bail!(
