@@ -344,9 +344,10 @@ fn a_nan_loss_stops_skips_or_rolls_back_as_configured() {
     let err = run_err(&mut nan_run(tmp.path(), "stop", "stop"));
     assert!(err.contains("step 7") && err.contains("diverged") && err.contains("ckpt-000000005"), "{err}");
 
-    // "skip": step 7 is a masked update, so its checkpoint-free neighbours bracket it exactly:
+    // "skip": step 7 is a masked update, so the checkpoints around it bracket it exactly:
     // weights, moments and EMA after step 7 equal those after step 6.
-    run_ok(&mut nan_run(tmp.path(), "skip", "skip").args(["--set", "checkpoint.every=1"]));
+    let mut skip = nan_run(tmp.path(), "skip", "skip");
+    run_ok(skip.args(["--set", "checkpoint.every=1"]));
     let dir = tmp.path().join("skip/checkpoints");
     let tensors = |step: u64| {
         let (_, s) = lmtrain::train::checkpoint::load(&dir.join(lmtrain::train::checkpoint::file_name(step)), None).unwrap();
