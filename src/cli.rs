@@ -88,13 +88,13 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// MuJoCo locomotion environments (Gymnasium v4: Walker2d, Hopper, HalfCheetah, Ant,
-    /// Humanoid): replay Gymnasium's recordings step by step, time the step rate.
     /// SAC experts for the locomotion tasks: train, export, evaluate, collect datasets, time.
     Expert {
         #[command(subcommand)]
         command: crate::rl::cli::ExpertCommand,
     },
+    /// MuJoCo locomotion environments (Gymnasium v4: Walker2d, Hopper, HalfCheetah, Ant,
+    /// Humanoid): replay Gymnasium's recordings step by step, time the step rate.
     #[cfg(feature = "mujoco")]
     Env {
         #[command(subcommand)]

@@ -243,6 +243,21 @@ impl ExpertConfig {
         if self.checkpoint.every == 0 || self.checkpoint.keep_last == 0 {
             bail!("checkpoint.every and checkpoint.keep_last must be ≥ 1");
         }
+        let known = [
+            "Walker2d-v4",
+            "Hopper-v4",
+            "HalfCheetah-v4",
+            "Ant-v4",
+            "Humanoid-v4",
+            "PointMass-v0",
+        ];
+        if !known.contains(&self.env.id.as_str()) {
+            bail!(
+                "env.id = {:?} is not an environment lmtrain has; use one of {}",
+                self.env.id,
+                known.join(", ")
+            );
+        }
         crate::device::DeviceChoice::parse(&self.device)?;
         Ok(())
     }

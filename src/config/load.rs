@@ -59,8 +59,10 @@ pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> 
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
-    // Check the file alone first, so that an error in it is reported against the file.
-    Config::deserialize_table(&table)
+    // Check the file alone first, from its own text, so that an error in it is reported with the
+    // file's line numbers.
+    toml::from_str::<Config>(&text)
+        .map_err(|e| anyhow!("{}", e.to_string().trim_end()))
         .with_context(|| format!("in config file {}", file.display()))?;
     for spec in overrides {
         let (key, value) = parse_override(spec)?;
@@ -100,7 +102,9 @@ pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Res
     let mut table: toml::Table = text
         .parse()
         .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
-    deserialize_typed::<T>(&table).with_context(|| format!("in config file {}", file.display()))?;
+    toml::from_str::<T>(&text)
+        .map_err(|e| anyhow!("{}", e.to_string().trim_end()))
+        .with_context(|| format!("in config file {}", file.display()))?;
     for spec in overrides {
         let (key, value) = parse_override(spec)?;
         set_dotted(&mut table, &key, value)

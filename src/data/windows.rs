@@ -132,6 +132,8 @@ struct UnitWindows {
     /// Documents and tokens (with end-of-text separators) of this unit.
     docs: usize,
     tokens: usize,
+    /// Documents of this unit that are also validation documents (first epoch only).
+    overlap: usize,
     /// Lines for the run's log (token counts, dropped tails, overlaps).
     notes: Vec<String>,
 }
@@ -200,16 +202,8 @@ fn unit_windows(
         carry_out: if packing >= 2 { carry_out } else { Vec::new() },
         docs: docs.len(),
         tokens: tokens.iter().map(|t| t.len() + 1).sum(),
-        notes: if overlap > 0 {
-            vec![format!(
-                "warning: {overlap} of {} documents in {} row group {} also appear in the validation shards",
-                docs.len(),
-                unit.shard.display(),
-                unit.row_group
-            )]
-        } else {
-            Vec::new()
-        },
+        overlap,
+        notes: Vec::new(),
     })
 }
 
@@ -260,6 +254,9 @@ impl TrainStream {
                 let mut shard_totals: std::collections::BTreeMap<PathBuf, (usize, usize, usize)> =
                     Default::default();
                 let mut epoch_tokens = 0usize;
+                let mut epoch_docs = 0usize;
+                let mut epoch_overlap = 0usize;
+                let mut overlap_announced = false;
                 let mut empty_epoch = true;
                 loop {
                     let item = unit_windows(&source, &tokenizer, window, seed, epoch, pos, carry.clone(), packing);
@@ -267,6 +264,15 @@ impl TrainStream {
                     let item = item.map(|mut u| {
                         empty_epoch &= u.windows.is_empty();
                         epoch_tokens += u.tokens;
+                        epoch_docs += u.docs;
+                        epoch_overlap += u.overlap;
+                        if u.overlap > 0 && !overlap_announced {
+                            overlap_announced = true;
+                            u.notes.push(format!(
+                                "warning: train documents that are also validation documents, first in {} (the epoch's total follows at its end)",
+                                source.units[unit_order(n, seed, epoch)[pos]].shard.display()
+                            ));
+                        }
                         carry = u.carry_out.clone();
                         if first_epoch == Some(epoch) {
                             let shard = source.units[unit_order(n, seed, epoch)[pos]].shard.clone();
@@ -281,6 +287,11 @@ impl TrainStream {
                                     e.2
                                 ));
                             }
+                        }
+                        if pos + 1 == n && epoch_overlap > 0 && first_epoch == Some(epoch) {
+                            u.notes.push(format!(
+                                "warning: {epoch_overlap} of the {epoch_docs} train documents of epoch {epoch} also appear in the validation shards: the validation loss is measured partly on trained-on text"
+                            ));
                         }
                         if pos + 1 == n && packing >= 2 && !carry.is_empty() {
                             u.notes.push(format!(
@@ -305,6 +316,8 @@ impl TrainStream {
                         pos = 0;
                         carry.clear();
                         epoch_tokens = 0;
+                        epoch_docs = 0;
+                        epoch_overlap = 0;
                         empty_epoch = true;
                     }
                 }

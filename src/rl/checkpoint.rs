@@ -182,10 +182,16 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<SacCheckpointMeta> {
         .as_ref()
         .and_then(|m| m.get("lmtrain"))
         .ok_or_else(|| {
-            anyhow!(
-                "{} is not an lmtrain SAC checkpoint (no `lmtrain` metadata)",
-                path.display()
-            )
+            let is_expert = header
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get("format"))
+                .is_some_and(|f| f == super::expert_file::FORMAT);
+            if is_expert {
+                anyhow!("{} is an expert file (the actor alone), not a SAC checkpoint: give the run directory or one of its checkpoints/sac-*.safetensors", path.display())
+            } else {
+                anyhow!("{} is not an lmtrain SAC checkpoint (no `lmtrain` metadata)", path.display())
+            }
         })?;
     let value: serde_json::Value = serde_json::from_str(raw)
         .with_context(|| format!("{}: metadata is not JSON", path.display()))?;

@@ -31,7 +31,8 @@ pub enum ExpertCommand {
         /// Evaluation episodes for the card.
         #[arg(long, default_value_t = 10, value_parser = crate::config::ranges::flag_usize("expert export --episodes"))]
         episodes: usize,
-        /// The first evaluation seed (default: the run's eval.seed).
+        /// The first evaluation seed of the card (default: the run's eval.seed + 1000000, seeds
+        /// that did not pick the best evaluation, so the card is not an optimistic maximum).
         #[arg(long)]
         seed: Option<u64>,
         /// Export the actor of the run's best evaluation (RUN_DIR/best.safetensors) instead of
@@ -55,6 +56,7 @@ pub enum ExpertCommand {
     },
     /// Roll an expert out into a parquet dataset (train and validation shards, dataset.json).
     Collect {
+        /// The expert file to roll out (data/experts/<env>.safetensors).
         #[arg(long, value_name = "FILE")]
         expert: PathBuf,
         /// Train episodes.
@@ -66,12 +68,15 @@ pub enum ExpertCommand {
         /// Episode k starts from reset seed SEED + k.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// The dataset directory to write (train-00000-of-00001.parquet,
+        /// validation-00000-of-00001.parquet, dataset.json; files of those names are replaced).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
     /// Time SAC's steps (environment step and update) after the warm-up and print a RESULT line
     /// (scripts/sac_bench.sh runs it beside CleanRL's PyTorch SAC).
     Bench {
+        /// Gymnasium id of the environment.
         #[arg(long, default_value = "Walker2d-v4")]
         env: String,
         /// Uniform random steps before the timed window (no updates during them).
@@ -80,8 +85,10 @@ pub enum ExpertCommand {
         /// Timed steps, each with one update.
         #[arg(long, default_value_t = 2000, value_parser = crate::config::ranges::flag_u64("expert bench --steps"))]
         steps: u64,
+        /// Random seed of the run (all draws derive from it).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// "cpu", "auto", "cuda" or "cuda:N".
         #[arg(long, default_value = "cpu")]
         device: String,
     },
@@ -188,7 +195,7 @@ fn train(args: ExpertTrainArgs) -> Result<()> {
         (Some(path), file) => {
             let ckpt = resolve_checkpoint(path)?;
             let meta = checkpoint::read_meta(&ckpt)?;
-            let (config, name) = match file {
+            let (mut config, name) = match file {
                 Some(f) => ExpertConfig::load(f, &args.set)?,
                 None => {
                     // The stored config, with the overrides applied on top.
@@ -208,6 +215,19 @@ fn train(args: ExpertTrainArgs) -> Result<()> {
             let run_dir = if in_run_dir {
                 path.clone()
             } else {
+                // The stored out_dir is the original machine's: unless --set says otherwise, the
+                // continued run goes under runs/experts here.
+                if file.is_none()
+                    && !args
+                        .set
+                        .iter()
+                        .any(|s| s.trim_start().starts_with("train.out_dir"))
+                {
+                    config.train.out_dir = std::env::current_dir()?
+                        .join("runs/experts")
+                        .display()
+                        .to_string();
+                }
                 crate::run::new_run_dir_in(
                     &config.train.out_dir,
                     config.train.run_name.as_deref(),
@@ -258,7 +278,11 @@ fn train(args: ExpertTrainArgs) -> Result<()> {
                 run_dir.display()
             ),
             format!("device: {}", chosen.description),
-        ],
+            "resolved config:".to_string(),
+        ]
+        .into_iter()
+        .chain(config.to_toml()?.lines().map(|l| format!("  {l}")))
+        .collect::<Vec<_>>(),
     )?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -306,7 +330,7 @@ fn export(ckpt: &Path, out: &Path, episodes: usize, seed: Option<u64>, best: boo
         };
         (actor, meta.step)
     };
-    let eval_seed = seed.unwrap_or(config.eval.seed);
+    let eval_seed = seed.unwrap_or(config.eval.seed + 1_000_000);
     let eps = evaluate(&meta.env, &actor, eval_seed, episodes)?;
     let (mean, std) = return_stats(&eps);
     if let Some(dir) = out.parent() {

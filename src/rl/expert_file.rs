@@ -90,6 +90,12 @@ pub fn load(path: &Path) -> Result<(String, HostActor)> {
         .metadata()
         .clone()
         .ok_or_else(|| anyhow!("{} has no metadata: not an lmtrain expert", path.display()))?;
+    if meta.contains_key("lmtrain") {
+        bail!(
+            "{} is an lmtrain checkpoint, not an expert file: write one with `lmtrain expert export --checkpoint RUN_DIR --out FILE`",
+            path.display()
+        );
+    }
     let get = |k: &str| -> Result<&String> {
         meta.get(k)
             .ok_or_else(|| anyhow!("expert {} lacks metadata key {k:?}", path.display()))

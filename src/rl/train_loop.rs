@@ -252,7 +252,9 @@ pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
             ReplayBuffer::new(shapes.obs_dim, a_dim, cfg.sac.buffer_size),
         ),
         Some(r) => {
-            let (meta, host) = checkpoint::load(&r.checkpoint, &shapes)?;
+            // The config first, so that a mismatch is reported as such rather than as a tensor
+            // shape.
+            let meta = checkpoint::read_meta(&r.checkpoint)?;
             if meta.env != cfg.env.id {
                 bail!(
                     "incompatible: {} was trained on {}, the config says env.id = {:?}",
@@ -270,6 +272,7 @@ pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
                     diffs.join(", ")
                 );
             }
+            let (meta, host) = checkpoint::load(&r.checkpoint, &shapes)?;
             let mut buffer = ReplayBuffer::new(shapes.obs_dim, a_dim, cfg.sac.buffer_size);
             if r.refill_buffer {
                 let actor = HostActor {

@@ -236,6 +236,12 @@ fn read_meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
         .with_context(|| format!("{}: checkpoint metadata is not JSON", path.display()))?;
     let format = value.get("format").and_then(|v| v.as_str()).unwrap_or("");
     let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+    if format == crate::rl::checkpoint::FORMAT {
+        bail!(
+            "{} is a SAC checkpoint, not a language-model one: use `lmtrain expert` (export, eval, train --resume)",
+            path.display()
+        );
+    }
     if format != FORMAT {
         bail!("{}: format {format:?} is not {FORMAT:?}", path.display());
     }
@@ -311,6 +317,12 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             path.to_path_buf()
         };
         let files = list(&dir)?;
+        if files.is_empty() && dir_has_prefix(&dir, "sac-") {
+            bail!(
+                "{} holds SAC checkpoints (sac-*.safetensors), not language-model ones: use `lmtrain expert` (export, eval, train --resume)",
+                path.display()
+            );
+        }
         if files.is_empty() {
             bail!(
                 "{} holds no checkpoint (ckpt-*.safetensors); the run saved none yet",
@@ -345,6 +357,13 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         "{} does not exist: give a checkpoint file or a run directory",
         path.display()
     )
+}
+
+fn dir_has_prefix(dir: &Path, prefix: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+    })
 }
 
 /// Deletes all but the newest `keep` checkpoints.

@@ -159,9 +159,19 @@ fn train_validation_overlap_is_reported() {
     ));
     let log = log(tmp.path(), "overlap");
     assert!(log.contains("both a train and a validation shard"), "{log}");
+    let overlap: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("also appear in the validation shards"))
+        .collect();
+    assert_eq!(
+        overlap.len(),
+        1,
+        "one summary line, not one per row group: {overlap:?}"
+    );
     assert!(
-        log.contains("also appear in the validation shards"),
-        "{log}"
+        overlap[0].contains("of the 120 train documents"),
+        "{}",
+        overlap[0]
     );
 }
 
@@ -342,7 +352,10 @@ fn a_nan_loss_stops_skips_or_rolls_back_as_configured() {
     let tmp = tempfile::tempdir().unwrap();
     // "stop" (the default): an error at the next read of the loss, naming the last good checkpoint.
     let err = run_err(&mut nan_run(tmp.path(), "stop", "stop"));
-    assert!(err.contains("step 7") && err.contains("diverged") && err.contains("ckpt-000000005"), "{err}");
+    assert!(
+        err.contains("step 7") && err.contains("diverged") && err.contains("ckpt-000000005"),
+        "{err}"
+    );
 
     // "skip": step 7 is a masked update, so the checkpoints around it bracket it exactly:
     // weights, moments and EMA after step 7 equal those after step 6.
@@ -350,28 +363,52 @@ fn a_nan_loss_stops_skips_or_rolls_back_as_configured() {
     run_ok(skip.args(["--set", "checkpoint.every=1"]));
     let dir = tmp.path().join("skip/checkpoints");
     let tensors = |step: u64| {
-        let (_, s) = lmtrain::train::checkpoint::load(&dir.join(lmtrain::train::checkpoint::file_name(step)), None).unwrap();
+        let (_, s) = lmtrain::train::checkpoint::load(
+            &dir.join(lmtrain::train::checkpoint::file_name(step)),
+            None,
+        )
+        .unwrap();
         (s.params, s.ema, s.adam_m, s.adam_v)
     };
     assert_eq!(tensors(6), tensors(7), "the skipped step changed the state");
     assert_ne!(tensors(7), tensors(8));
     let log = std::fs::read_to_string(tmp.path().join("skip/train.log")).unwrap();
-    assert!(log.contains("skipped 1 of the 1 steps up to step 7"), "{log}");
+    assert!(
+        log.contains("skipped 1 of the 1 steps up to step 7"),
+        "{log}"
+    );
     let rows = metrics(&tmp.path().join("skip"));
     assert_eq!(rows[6]["skipped_steps"], 1.0);
-    assert!(rows.iter().all(|r| r["train_loss"].as_f64().is_none_or(f64::is_finite)));
+    assert!(rows
+        .iter()
+        .all(|r| r["train_loss"].as_f64().is_none_or(f64::is_finite)));
 
     // "rollback": back to step 5 with half the learning rate, then on to the end; one metrics row
     // per step; the checkpoint records the rollback.
     run_ok(&mut nan_run(tmp.path(), "rollback", "rollback"));
     let log = std::fs::read_to_string(tmp.path().join("rollback/train.log")).unwrap();
-    assert!(log.contains("rollback 1/3 at step 7") && log.contains("back to step 5"), "{log}");
+    assert!(
+        log.contains("rollback 1/3 at step 7") && log.contains("back to step 5"),
+        "{log}"
+    );
     let rows = metrics(&tmp.path().join("rollback"));
     let steps: Vec<u64> = rows.iter().map(|r| r["step"].as_u64().unwrap()).collect();
-    assert_eq!(steps, (1..=12).collect::<Vec<_>>(), "one row per step after the rewind");
+    assert_eq!(
+        steps,
+        (1..=12).collect::<Vec<_>>(),
+        "one row per step after the rewind"
+    );
     let lr = |s: usize| rows[s - 1]["lr"].as_f64().unwrap();
     let straight = metrics(&tmp.path().join("skip"));
-    assert!((lr(8) - 0.5 * straight[7]["lr"].as_f64().unwrap()).abs() < 1e-12, "the rolled-back lr is not halved");
-    let meta = lmtrain::train::checkpoint::read_meta(&tmp.path().join("rollback/checkpoints").join(lmtrain::train::checkpoint::file_name(12))).unwrap();
+    assert!(
+        (lr(8) - 0.5 * straight[7]["lr"].as_f64().unwrap()).abs() < 1e-12,
+        "the rolled-back lr is not halved"
+    );
+    let meta = lmtrain::train::checkpoint::read_meta(
+        &tmp.path()
+            .join("rollback/checkpoints")
+            .join(lmtrain::train::checkpoint::file_name(12)),
+    )
+    .unwrap();
     assert_eq!(meta.rollbacks, 1);
 }
