@@ -50,28 +50,7 @@ fn parse_toml_value(raw: &str) -> toml::Value {
 
 /// Loads `file`, applies `overrides` in order, validates, and resolves relative paths.
 pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> {
-    let text = std::fs::read_to_string(file).with_context(|| {
-        format!(
-            "cannot read config file {}: check the path (shipped configs are in configs/)",
-            file.display()
-        )
-    })?;
-    let mut table: toml::Table = text
-        .parse()
-        .with_context(|| format!("config file {} is not valid TOML", file.display()))?;
-    // Check the file alone first, from its own text, so that an error in it is reported with the
-    // file's line numbers.
-    toml::from_str::<Config>(&text)
-        .map_err(|e| anyhow!("{}", e.to_string().trim_end()))
-        .with_context(|| format!("in config file {}", file.display()))?;
-    for spec in overrides {
-        let (key, value) = parse_override(spec)?;
-        set_dotted(&mut table, &key, value)
-            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
-        Config::deserialize_table(&table)
-            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
-    }
-    let mut config = Config::deserialize_table(&table)?;
+    let (mut config, name) = load_typed::<Config>(file, overrides)?;
     config
         .validate()
         .with_context(|| format!("in config file {} (after --set overrides)", file.display()))?;
@@ -81,10 +60,6 @@ pub fn load_config(file: &Path, overrides: &[String]) -> Result<ResolvedConfig> 
         .unwrap_or_else(|| PathBuf::from("."));
     let base = absolute(&base)?;
     config.resolve_paths(&base);
-    let name = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "run".into());
     Ok(ResolvedConfig { config, name })
 }
 
@@ -174,11 +149,6 @@ fn resolve_against(base: &Path, value: &str) -> String {
 }
 
 impl Config {
-    fn deserialize_table(table: &toml::Table) -> Result<Config> {
-        let text = toml::to_string(table).context("cannot re-serialize the config table")?;
-        toml::from_str(&text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))
-    }
-
     /// Makes every path absolute against `base`, the config file's directory.
     fn resolve_paths(&mut self, base: &Path) {
         self.data.train_glob = resolve_against(base, &self.data.train_glob);

@@ -270,20 +270,7 @@ pub fn load(path: &Path, shapes: &SacShapes) -> Result<(SacCheckpointMeta, HostS
 
 /// SAC checkpoint files in `dir`, oldest first.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("sac-") && n.ends_with(".safetensors"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    crate::fsutil::list_named(dir, "sac-", ".safetensors")
 }
 
 /// Keeps the newest `keep` checkpoints and only the newest checkpoint's replay buffer.

@@ -288,20 +288,7 @@ fn specs_from_file(st: &SafeTensors) -> Vec<ParamSpec> {
 
 /// Checkpoint files in `dir`, oldest first.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".safetensors"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    crate::fsutil::list_named(dir, "ckpt-", ".safetensors")
 }
 
 /// A checkpoint file, or a run directory (meaning its newest intact checkpoint: newer ones

@@ -211,25 +211,7 @@ fn expert_export_eval_and_collect_round_trip() {
             .unwrap();
     assert_eq!(card["env"], "Hopper-v4");
     assert_eq!(card["steps"], 700);
-    let eval = run_ok(
-        lmtrain()
-            .args(["expert", "eval", "--expert"])
-            .arg(&expert)
-            .args(["--episodes", "3"]),
-    );
-    let text = String::from_utf8_lossy(&eval.stdout);
-    let returns: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.split("return=").nth(1))
-        .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
-        .collect();
-    let card_returns: Vec<f64> = card["returns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(returns.len(), 3);
+    let (returns, card_returns) = eval_against_card(&expert, 3);
     for (a, b) in returns.iter().zip(&card_returns) {
         assert!((a - b).abs() < 1e-2, "eval {a} vs card {b}");
     }
@@ -394,28 +376,7 @@ fn shipped_experts_match_their_cards() {
         return;
     }
     for expert in experts {
-        let card: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(expert.with_extension("json")).unwrap())
-                .unwrap();
-        let out = run_ok(
-            lmtrain()
-                .args(["expert", "eval", "--expert"])
-                .arg(&expert)
-                .args(["--episodes", "2"]),
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let got: Vec<f64> = text
-            .lines()
-            .filter_map(|l| l.split("return=").nth(1))
-            .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
-            .collect();
-        let want: Vec<f64> = card["returns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        assert_eq!(got.len(), 2, "{text}");
+        let (got, want) = eval_against_card(&expert, 2);
         for (g, w) in got.iter().zip(&want) {
             assert!(
                 (g - w).abs() <= 1e-6 * w.abs().max(1.0),
@@ -424,4 +385,32 @@ fn shipped_experts_match_their_cards() {
             );
         }
     }
+}
+
+/// `lmtrain expert eval` of an expert on `episodes` episodes (the card's seeds): its returns,
+/// and the card's.
+fn eval_against_card(expert: &Path, episodes: usize) -> (Vec<f64>, Vec<f64>) {
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(expert.with_extension("json")).unwrap())
+            .unwrap();
+    let out = run_ok(
+        lmtrain()
+            .args(["expert", "eval", "--expert"])
+            .arg(expert)
+            .args(["--episodes", &episodes.to_string()]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.split("return=").nth(1))
+        .map(|r| r.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(got.len(), episodes, "{text}");
+    let want = card["returns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    (got, want)
 }
