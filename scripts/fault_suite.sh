@@ -108,6 +108,23 @@ if [ $rc != 0 ] && grep -q "earlier checkpoints are intact" "$out/ulimit.log" &&
   report full-disk-ulimit ok "ulimit -f ${size_kb}K: a clear error ($(grep -o 'File too large[^;]*' "$out/ulimit.log" | head -n 1)), step 10 kept"
 else report full-disk-ulimit FAIL "exit $rc, newest $(newest "$out/full-disk"), $left temporary files"; fi
 
+# A real full filesystem where mounting is allowed: a tmpfs just large enough for one checkpoint.
+tmpfs=$out/tmpfs
+mkdir -p "$tmpfs"
+ckpt_kb=$(( $(stat -c %s "$out/reference/checkpoints/ckpt-000000010.safetensors") / 1024 ))
+if mount -t tmpfs -o size=$(( ckpt_kb * 3 / 2 ))k tmpfs "$tmpfs" 2>/dev/null; then
+  cp -r "$out/full-disk" "$tmpfs/run" 2>/dev/null
+  "$LMTRAIN" train --resume "$tmpfs/run" >"$out/tmpfs.log" 2>&1; rc=$?
+  left=$(ls -a "$tmpfs/run/checkpoints" | grep -c '\.tmp\.' || true)
+  newest_t=$(newest "$tmpfs/run")
+  umount "$tmpfs"
+  if [ $rc != 0 ] && grep -q "earlier checkpoints are intact" "$out/tmpfs.log" && [ "$newest_t" = 10 ] && [ "$left" = 0 ]; then
+    report full-disk-tmpfs ok "a $(( ckpt_kb * 3 / 2 ))K tmpfs: $(grep -o 'No space left on device' "$out/tmpfs.log" | head -n 1), step 10 kept"
+  else report full-disk-tmpfs FAIL "exit $rc, newest $newest_t, $left temporary files"; fi
+else
+  echo "FAULT full-disk-tmpfs skipped (mounting a tmpfs is not allowed here)"
+fi
+
 # 5. Damaged checkpoints: the newest truncated, then one with a flipped byte; a run directory
 # falls back to the newest intact one for sample, export, inspect and --resume.
 cp -r "$out/reference" "$out/damaged"
