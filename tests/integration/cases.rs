@@ -412,3 +412,53 @@ fn a_nan_loss_stops_skips_or_rolls_back_as_configured() {
     .unwrap();
     assert_eq!(meta.rollbacks, 1);
 }
+
+/// A tokenizer that changes text (here: a lowercasing normalizer put into a trained byte-level
+/// BPE) gets a warning with the fraction of sampled documents it changes.
+#[test]
+fn a_tokenizer_that_does_not_round_trip_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (train, val) = (case("c02/train-one.parquet"), case("c02/val.parquet"));
+    run_ok(&mut run_case(
+        tmp.path(),
+        "plain",
+        &train,
+        &val,
+        &[
+            "train.max_steps=1",
+            "eval.val_every=1",
+            "checkpoint.every=1",
+        ],
+    ));
+    let plain = log(tmp.path(), "plain");
+    assert!(!plain.contains("round-trip"), "{plain}");
+    let mut tok: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("plain/tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    tok["normalizer"] = serde_json::json!({"type": "Lowercase"});
+    let lower = tmp.path().join("lowercase.json");
+    std::fs::write(&lower, serde_json::to_string(&tok).unwrap()).unwrap();
+    let tok_set = format!("tokenizer.path={:?}", lower.display().to_string());
+    run_ok(&mut run_case(
+        tmp.path(),
+        "lower",
+        &train,
+        &val,
+        &[
+            "train.max_steps=1",
+            "eval.val_every=1",
+            "checkpoint.every=1",
+            &tok_set,
+        ],
+    ));
+    let log = log(tmp.path(), "lower");
+    let line = log
+        .lines()
+        .find(|l| l.contains("does not round-trip"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("sampled training documents") && line.contains('%'),
+        "{line}"
+    );
+}
