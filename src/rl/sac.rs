@@ -25,7 +25,7 @@ use crate::config::{OptimConfig, SacConfig};
 use crate::model::params::{download, upload};
 use crate::model::{HostParams, ParamSpec};
 use crate::train::adamw::AdamW;
-use crate::train::step::tracked_copies;
+use crate::train::step::{gradients, tracked_copies};
 
 /// `n` standard normal draws from a ChaCha8 stream seeded with `seed`.
 pub fn normals(seed: u64, n: usize) -> Vec<f32> {
@@ -316,13 +316,7 @@ pub fn update(
     let qf1_loss = (q1 - target_ad.clone()).square().mean();
     let qf2_loss = (q2 - target_ad).square().mean();
     let grads = (qf1_loss.clone() + qf2_loss.clone()).backward();
-    let critic_grads: Vec<Tensor<1>> = tracked
-        .iter()
-        .map(|p| {
-            p.grad(&grads)
-                .unwrap_or_else(|| p.clone().inner().zeros_like())
-        })
-        .collect();
+    let critic_grads = gradients(&tracked, &grads);
     state.critic_steps += 1;
     state.critic_opt.step(
         &mut state.critics,
@@ -364,13 +358,7 @@ pub fn update(
         let q2 = shapes.critic.forward(&critics_ad[n_critic..], x).remove(0);
         let actor_loss = (alpha * logp.clone() - q1.min_pair(q2)).mean();
         let grads = actor_loss.backward();
-        let actor_grads: Vec<Tensor<1>> = tracked
-            .iter()
-            .map(|p| {
-                p.grad(&grads)
-                    .unwrap_or_else(|| p.clone().inner().zeros_like())
-            })
-            .collect();
+        let actor_grads = gradients(&tracked, &grads);
         state.actor_steps += 1;
         state.actor_opt.step(
             &mut state.actor,

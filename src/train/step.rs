@@ -62,6 +62,18 @@ pub fn tracked_copies(params: &[Tensor<1>]) -> Vec<Tensor<1>> {
         .collect()
 }
 
+/// The gradients of `tracked` (copies made by [`tracked_copies`]) in `grads`, in order; a
+/// parameter the loss does not reach gets a zero gradient.
+pub fn gradients(tracked: &[Tensor<1>], grads: &burn::tensor::Gradients) -> Vec<Tensor<1>> {
+    tracked
+        .iter()
+        .map(|p| {
+            p.grad(grads)
+                .unwrap_or_else(|| p.clone().inner().zeros_like())
+        })
+        .collect()
+}
+
 /// The points inside a step where [`StepExtras::mark`] is called: after each
 /// micro-batch's forward pass (its loss queued) and after its backward pass (its gradients
 /// queued). The update follows the last backward pass and ends the step.
@@ -112,14 +124,7 @@ pub fn optimizer_step<T: Task>(
         }
         mark(PhaseEnd::Forward)?;
         let backward = (loss.clone() / accum as f64).backward();
-        // A parameter the loss does not reach gets a zero gradient.
-        let micro_grads: Vec<Tensor<1>> = tracked
-            .iter()
-            .map(|p| {
-                p.grad(&backward)
-                    .unwrap_or_else(|| p.clone().inner().zeros_like())
-            })
-            .collect();
+        let micro_grads = gradients(&tracked, &backward);
         mark(PhaseEnd::Backward)?;
         grads = Some(match grads {
             None => micro_grads,
