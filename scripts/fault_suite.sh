@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 LMTRAIN=${LMTRAIN:-$PWD/target/release/lmtrain}
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the runs and the checks below must name the same place
 base=$PWD/tests/fixtures/cases/base.toml
 train=$PWD/tests/fixtures/cases/c02/train-one.parquet
 val=$PWD/tests/fixtures/cases/c02/val.parquet

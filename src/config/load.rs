@@ -82,6 +82,7 @@ pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Res
         .with_context(|| format!("in config file {}", file.display()))?;
     for spec in overrides {
         let (key, value) = parse_override(spec)?;
+        let value = absolute_override(&key, value)?;
         set_dotted(&mut table, &key, value)
             .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
         deserialize_typed::<T>(&table)
@@ -93,6 +94,42 @@ pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Res
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
     Ok((value, name))
+}
+
+/// The keys whose values are paths. A relative path in the file resolves against the file's
+/// directory; one given with `--set` on the command line resolves against the current directory,
+/// as a path typed in a shell does.
+const PATH_KEYS: [&str; 6] = [
+    "data.train_glob",
+    "data.val_glob",
+    "tokenizer.path",
+    "train.out_dir",
+    "eval.judge_checkpoint",
+    "model.init_from",
+];
+
+/// `value` made absolute against the current directory when `key` is a path key and the value a
+/// relative path (`model.init_from` keeps its `hf:` prefix).
+fn absolute_override(key: &str, value: toml::Value) -> Result<toml::Value> {
+    let toml::Value::String(text) = &value else {
+        return Ok(value);
+    };
+    if !PATH_KEYS.contains(&key) {
+        return Ok(value);
+    }
+    let (prefix, path) = match text.strip_prefix("hf:") {
+        Some(rest) if key == "model.init_from" => ("hf:", rest),
+        _ if key == "model.init_from" => return Ok(value),
+        _ => ("", text.as_str()),
+    };
+    if path.is_empty() {
+        return Ok(value); // validation names the empty value
+    }
+    let cwd = absolute(Path::new("."))?;
+    Ok(toml::Value::String(format!(
+        "{prefix}{}",
+        resolve_against(&cwd, path)
+    )))
 }
 
 fn deserialize_typed<T: DeserializeOwned>(table: &toml::Table) -> Result<T> {
@@ -287,5 +324,28 @@ mod tests {
             toml::Value::Boolean(false)
         );
         assert!(parse_override("novalue").is_err());
+    }
+
+    #[test]
+    fn command_line_paths_resolve_against_the_current_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let s = |v: &str| toml::Value::String(v.into());
+        let out = absolute_override("train.out_dir", s("runs/x")).unwrap();
+        assert_eq!(out, s(&cwd.join("runs/x").to_string_lossy()));
+        let hf = absolute_override("model.init_from", s("hf:exports/m")).unwrap();
+        assert_eq!(
+            hf,
+            s(&format!("hf:{}", cwd.join("exports/m").to_string_lossy()))
+        );
+        // Absolute paths, non-path keys and an empty value are left as given.
+        assert_eq!(
+            absolute_override("train.out_dir", s("/abs")).unwrap(),
+            s("/abs")
+        );
+        assert_eq!(absolute_override("device", s("cpu")).unwrap(), s("cpu"));
+        assert_eq!(
+            absolute_override("model.init_from", s("hf:")).unwrap(),
+            s("hf:")
+        );
     }
 }
