@@ -551,12 +551,19 @@ fn train_command(args: TrainArgs) -> Result<()> {
         resume: args.resume,
         accept_data_change: args.accept_data_change,
     };
+    let kind = crate::run::request_kind(&req)?;
     if args.dump_config {
-        let (config, _) = resolve_request(&req)?;
-        print!("{}", config.to_toml()?);
+        let text = match kind {
+            crate::config::TaskKind::Lm => resolve_request(&req)?.0.to_toml()?,
+            crate::config::TaskKind::Bc => crate::bc::run::resolve_bc_request(&req)?.0.to_toml()?,
+        };
+        print!("{text}");
         return Ok(());
     }
-    let (run_dir, outcome) = run_training(&req)?;
+    let (run_dir, outcome) = match kind {
+        crate::config::TaskKind::Lm => run_training(&req)?,
+        crate::config::TaskKind::Bc => crate::bc::run::run_bc_training(&req)?,
+    };
     if outcome.interrupted {
         eprintln!(
             "stopped at step {}; resume with: lmtrain train --resume {}",

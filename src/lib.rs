@@ -4,6 +4,7 @@
 //! → the trainer (AdamW, schedule, accumulation, global clipping, EMA of iterates, checkpoints)
 //! → run directory.
 
+pub mod bc;
 pub mod bench;
 pub mod cli;
 pub mod config;

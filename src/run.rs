@@ -53,6 +53,18 @@ pub fn resolve_request(req: &TrainRequest) -> Result<(Config, String)> {
     }
 }
 
+/// The task a request trains: `[task] kind` of its config file (or, on resume, of the run
+/// directory's `config.toml`), after `--set task.kind=…`.
+pub fn request_kind(req: &TrainRequest) -> Result<crate::config::TaskKind> {
+    match (&req.config, &req.resume) {
+        (Some(file), _) => crate::config::task_kind(file, &req.overrides),
+        (None, Some(dir)) => crate::config::task_kind(&dir.join("config.toml"), &req.overrides),
+        (None, None) => {
+            bail!("give --config FILE (e.g. configs/quickstart.toml) or --resume RUN_DIR")
+        }
+    }
+}
+
 fn new_run_dir(config: &Config, name: &str) -> Result<PathBuf> {
     new_run_dir_in(
         &config.train.out_dir,
@@ -268,7 +280,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     }
     let opts = TrainOptions {
         run_dir: run_dir.clone(),
-        config,
+        config: config.loop_config()?,
         device: chosen.device,
         resume_from,
         tokenizer_hash: data.tokenizer.content_hash(),

@@ -92,6 +92,7 @@ fn bench_config(o: &BenchOptions) -> Config {
     let s = &o.shape;
     Config {
         device: "auto".into(),
+        task: Default::default(),
         model: ModelConfig {
             n_layer: s.layers,
             n_head: s.heads,
@@ -156,6 +157,7 @@ fn scalar(t: burn::tensor::Tensor<1>) -> Result<f64> {
 
 pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
     let cfg = bench_config(o);
+    let loop_cfg = cfg.loop_config()?;
     let mut gpt = Gpt::new(GptShape::from(&cfg.model));
     gpt.compute = o.compute;
     let specs = gpt.specs().to_vec();
@@ -202,7 +204,7 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
                 None
             },
         };
-        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, device, extras)?;
+        let out = optimizer_step(&mut task, &mut state, &specs, &loop_cfg, device, extras)?;
         device
             .sync()
             .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
@@ -374,7 +376,7 @@ mod tests {
             grad_norm: false,
             mark: Some(&mut record),
         };
-        let marked = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras).unwrap();
+        let marked = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras).unwrap();
         use PhaseEnd::{Backward, Forward};
         assert_eq!(marks, [Forward, Backward, Forward, Backward]);
         assert!(
@@ -388,7 +390,7 @@ mod tests {
             mark: None,
         };
         let plain =
-            optimizer_step(&mut task2, &mut state2, &specs, &cfg, &device, unmarked).unwrap();
+            optimizer_step(&mut task2, &mut state2, &specs, &cfg.loop_config().unwrap(), &device, unmarked).unwrap();
         assert_eq!(scalar(marked.loss).unwrap(), scalar(plain.loss).unwrap());
         assert_eq!(values(&state.params), values(&state2.params));
         assert_ne!(
@@ -406,10 +408,10 @@ mod tests {
             grad_norm,
             mark: None,
         };
-        let out = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras(false));
+        let out = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras(false));
         assert!(out.unwrap().grad_norm.is_none());
         let out =
-            optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras(true)).unwrap();
+            optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras(true)).unwrap();
         let norm = scalar(out.grad_norm.expect("asked for")).unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{norm}");
     }
@@ -426,7 +428,7 @@ mod tests {
             grad_norm: true,
             mark: Some(&mut fail_after_backward),
         };
-        let result = optimizer_step(&mut task, &mut state, &specs, &cfg, &device, extras);
+        let result = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras);
         assert!(result.is_err());
         assert_eq!(state.step, 0);
         assert_eq!(values(&state.params), before);

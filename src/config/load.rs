@@ -99,8 +99,9 @@ pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Res
 /// The keys whose values are paths. A relative path in the file resolves against the file's
 /// directory; one given with `--set` on the command line resolves against the current directory,
 /// as a path typed in a shell does.
-const PATH_KEYS: [&str; 6] = [
+const PATH_KEYS: [&str; 7] = [
     "data.train_glob",
+    "data.expert",
     "data.val_glob",
     "tokenizer.path",
     "train.out_dir",

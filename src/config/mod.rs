@@ -3,13 +3,19 @@
 //! Every struct is `deny_unknown_fields`: a misspelled key is an error that names the file,
 //! the key and what is allowed, never a silently ignored setting.
 
+mod bc;
 mod expert;
 mod load;
 pub mod ranges;
 mod schema;
+mod task;
 
+pub use bc::{
+    BcConfig, BcDataConfig, BcEvalConfig, PolicyActivation, PolicyConfig, PolicyKind,
+};
 pub use expert::{
     EnvConfig, ExpertConfig, SacCheckpointConfig, SacConfig, SacEvalConfig, SacTrainConfig,
 };
 pub use load::{load_config, parse_override, ConfigSource, ResolvedConfig};
 pub use schema::*;
+pub use task::{task_kind, TaskConfig, TaskKind};

@@ -131,6 +131,12 @@ pub const RULES: &[Rule] = &[
     rule("eval.temperature", NON_NEGATIVE, " (0 is greedy)"),
     rule("checkpoint.every", AT_LEAST_ONE, ""),
     rule("checkpoint.keep_last", AT_LEAST_ONE, ""),
+    // The behaviour-cloning config.
+    rule("data.episodes", AT_LEAST_ONE, ""),
+    rule("data.obs_std_floor", POSITIVE, ""),
+    rule("policy.hidden", AT_LEAST_ONE, " (each width)"),
+    rule("eval.rollouts", AT_LEAST_ONE, ""),
+    rule("eval.horizon", AT_LEAST_ONE, ""),
     // The expert (SAC) config.
     rule("sac.total_steps", AT_LEAST_ONE, ""),
     rule("sac.batch_size", AT_LEAST_ONE, ""),

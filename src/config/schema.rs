@@ -12,6 +12,9 @@ pub struct Config {
     /// "auto" | "cpu" | "cuda" | "cuda:N".
     #[serde(default = "default_device")]
     pub device: String,
+    /// `[task] kind` (language modelling here; `configs/bc/` configs are behaviour cloning).
+    #[serde(default)]
+    pub task: super::task::TaskConfig,
     pub model: ModelConfig,
     #[serde(default)]
     pub tokenizer: TokenizerConfig,
@@ -386,33 +389,13 @@ impl Config {
         if self.data.val_glob.is_none() && self.data.val_fraction == 0.0 {
             bail!("data.val_fraction is 0 and there is no data.val_glob: nothing to validate on; set one of them");
         }
-        let o = &self.optim;
-        check("optim.lr", o.lr)?;
-        check("optim.beta1", o.beta1)?;
-        check("optim.beta2", o.beta2)?;
-        check("optim.eps", o.eps)?;
-        check("optim.weight_decay", o.weight_decay)?;
-        check("optim.grad_clip", o.grad_clip)?;
-        check_int("optim.grad_accum", o.grad_accum as u64)?;
-        check("schedule.min_lr", self.schedule.min_lr)?;
-        if self.schedule.min_lr > o.lr {
+        if self.task.kind != super::task::TaskKind::Lm {
             bail!(
-                "schedule.min_lr = {} must be in [0, optim.lr = {}]",
-                self.schedule.min_lr,
-                o.lr
+                "task.kind = \"{}\" needs that task's config (see configs/bc/), not a language-model one",
+                self.task.kind.as_str()
             );
         }
-        let e = &self.ema;
-        check_int("ema.every", e.every)?;
-        check("ema.power", e.power)?;
-        check("ema.offset", e.offset)?;
-        check("ema.min_beta", e.min_beta)?;
-        check("ema.decay", e.decay)?;
-        let t = &self.train;
-        check_int("train.batch_size", t.batch_size as u64)?;
-        check_int("train.max_steps", t.max_steps)?;
-        check_int("train.log_every", t.log_every)?;
-        check("train.rollback_lr_factor", t.rollback_lr_factor)?;
+        validate_loop_tables(&self.loop_parts())?;
         let ev = &self.eval;
         check_int("eval.val_every", ev.val_every)?;
         check_int("eval.val_windows", ev.val_windows as u64)?;
@@ -429,9 +412,91 @@ impl Config {
             );
         }
         check("eval.temperature", ev.temperature)?;
-        check_int("checkpoint.every", self.checkpoint.every)?;
-        check_int("checkpoint.keep_last", self.checkpoint.keep_last as u64)?;
         crate::device::DeviceChoice::parse(&self.device)?;
         Ok(())
     }
+
+    fn loop_parts(&self) -> LoopParts<'_> {
+        LoopParts {
+            optim: &self.optim,
+            schedule: &self.schedule,
+            ema: &self.ema,
+            train: &self.train,
+            checkpoint: &self.checkpoint,
+        }
+    }
+
+    /// What the training loop reads of this config.
+    pub fn loop_config(&self) -> anyhow::Result<LoopConfig> {
+        Ok(LoopConfig {
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            ema: self.ema.clone(),
+            train: self.train.clone(),
+            checkpoint: self.checkpoint.clone(),
+            val_every: self.eval.val_every,
+            toml: self.to_toml()?,
+        })
+    }
+}
+
+/// The tables every task's config shares, borrowed for validation.
+pub(super) struct LoopParts<'a> {
+    pub optim: &'a OptimConfig,
+    pub schedule: &'a ScheduleConfig,
+    pub ema: &'a EmaConfig,
+    pub train: &'a TrainConfig,
+    pub checkpoint: &'a CheckpointConfig,
+}
+
+/// Checks of the shared tables (`[optim]`, `[schedule]`, `[ema]`, `[train]`, `[checkpoint]`).
+pub(super) fn validate_loop_tables(p: &LoopParts) -> Result<()> {
+    use super::ranges::{check, check_int};
+        let o = p.optim;
+        check("optim.lr", o.lr)?;
+        check("optim.beta1", o.beta1)?;
+        check("optim.beta2", o.beta2)?;
+        check("optim.eps", o.eps)?;
+        check("optim.weight_decay", o.weight_decay)?;
+        check("optim.grad_clip", o.grad_clip)?;
+        check_int("optim.grad_accum", o.grad_accum as u64)?;
+        check("schedule.min_lr", p.schedule.min_lr)?;
+        if p.schedule.min_lr > o.lr {
+            bail!(
+                "schedule.min_lr = {} must be in [0, optim.lr = {}]",
+                p.schedule.min_lr,
+                o.lr
+            );
+        }
+        let e = p.ema;
+        check_int("ema.every", e.every)?;
+        check("ema.power", e.power)?;
+        check("ema.offset", e.offset)?;
+        check("ema.min_beta", e.min_beta)?;
+        check("ema.decay", e.decay)?;
+        let t = p.train;
+        check_int("train.batch_size", t.batch_size as u64)?;
+        check_int("train.max_steps", t.max_steps)?;
+        check_int("train.log_every", t.log_every)?;
+        check("train.rollback_lr_factor", t.rollback_lr_factor)?;
+    check_int("checkpoint.every", p.checkpoint.every)?;
+    check_int("checkpoint.keep_last", p.checkpoint.keep_last as u64)?;
+    Ok(())
+}
+
+/// What the training loop ([`crate::train::train`]) reads of a config, whatever the task: the
+/// shared tables, the validation cadence, and the whole config as TOML for the checkpoints.
+/// The task's own long-horizon evaluation cadence comes from the task
+/// ([`crate::train::Task::evaluate_every`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopConfig {
+    pub optim: OptimConfig,
+    pub schedule: ScheduleConfig,
+    pub ema: EmaConfig,
+    pub train: TrainConfig,
+    pub checkpoint: CheckpointConfig,
+    /// Steps between validation losses (raw and EMA).
+    pub val_every: u64,
+    /// The resolved config file, stored in every checkpoint.
+    pub toml: String,
 }

@@ -59,6 +59,11 @@ pub struct GenerationEval {
 }
 
 impl GenerationEval {
+    /// Steps between evaluations (`eval.generate_every`).
+    pub fn every(&self) -> u64 {
+        self.cfg.generate_every
+    }
+
     /// `path` is the run's generations.jsonl; on resume its last greedy generations seed the
     /// butterfly horizon of the next evaluation.
     pub fn new(

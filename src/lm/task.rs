@@ -179,6 +179,14 @@ impl Task for LmTask {
         )
     }
 
+    fn evaluate_every(&self) -> u64 {
+        self.generation.as_ref().map_or(0, GenerationEval::every)
+    }
+
+    fn step_logs(&self) -> &'static [&'static str] {
+        &["generations.jsonl"]
+    }
+
     fn cursor(&self) -> serde_json::Value {
         let cursor = self
             .stream

@@ -1,17 +1,45 @@
-//! The small fully connected networks of SAC, as flat parameter lists like the GPT's (so the
-//! project's AdamW, Polyak update and checkpoint code treat them alike).
+//! The small fully connected networks of SAC and of behaviour cloning, as flat parameter lists
+//! like the GPT's (so the project's AdamW, Polyak update and checkpoint code treat them alike).
 //!
-//! A network is a ReLU trunk `fc1 … fcN` followed by one or more linear heads. Every weight is
+//! A network is a trunk `fc1 … fcN` (ReLU for SAC, as CleanRL; GELU by default for BC) followed
+//! by one or more linear heads. Every weight is
 //! stored `[in, out]`, so a layer is `y = x @ W + b` (the Hugging Face GPT-2 convention the rest
 //! of lmtrain uses; PyTorch's `nn.Linear.weight` is the transpose). CleanRL's names:
 //! the actor's heads are `fc_mean` and `fc_logstd`, each critic's head is `fc{N+1}`.
 
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{gelu, relu};
 use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{HostParams, ParamSpec};
+
+/// The trunk's nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// Exact GELU, x·Φ(x) with the erf.
+    Gelu,
+    Tanh,
+}
+
+impl Activation {
+    fn device(self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Gelu => gelu(x),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+
+    fn host(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+}
 
 /// Layer sizes of one network.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +48,7 @@ pub struct MlpShape {
     pub hidden: Vec<usize>,
     /// Each head's name and width.
     pub heads: Vec<(String, usize)>,
+    pub activation: Activation,
 }
 
 impl MlpShape {
@@ -32,6 +61,7 @@ impl MlpShape {
                 ("fc_mean".into(), action_dim),
                 ("fc_logstd".into(), action_dim),
             ],
+            activation: Activation::Relu,
         }
     }
 
@@ -41,6 +71,7 @@ impl MlpShape {
             input: obs_dim + action_dim,
             hidden: hidden.to_vec(),
             heads: vec![(format!("fc{}", hidden.len() + 1), 1)],
+            activation: Activation::Relu,
         }
     }
 
@@ -101,7 +132,7 @@ impl MlpShape {
         };
         let mut h = x;
         for k in 0..n {
-            h = relu(dense(k, h));
+            h = self.activation.device(dense(k, h));
         }
         (n..layers.len()).map(|k| dense(k, h.clone())).collect()
     }
@@ -125,7 +156,10 @@ impl MlpShape {
         };
         let mut h = x.to_vec();
         for k in 0..n {
-            h = dense(k, &h).into_iter().map(|v| v.max(0.0)).collect();
+            h = dense(k, &h)
+                .into_iter()
+                .map(|v| self.activation.host(v))
+                .collect();
         }
         (n..layers.len()).map(|k| dense(k, &h)).collect()
     }
@@ -138,8 +172,15 @@ mod tests {
 
     #[test]
     fn device_and_host_forward_agree() {
+        for activation in [Activation::Relu, Activation::Gelu, Activation::Tanh] {
+            device_and_host_agree(activation);
+        }
+    }
+
+    fn device_and_host_agree(activation: Activation) {
         let d = Device::flex();
-        let shape = MlpShape::actor(5, 3, &[7, 4]);
+        let mut shape = MlpShape::actor(5, 3, &[7, 4]);
+        shape.activation = activation;
         let host = shape.init(3);
         let params = crate::model::params::upload(&shape.specs("actor."), &host, &d).unwrap();
         let x: Vec<f32> = vec![0.3, -1.2, 0.5, 2.0, -0.7];

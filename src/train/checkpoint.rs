@@ -16,8 +16,10 @@ use crate::model::{HostParams, ParamSpec};
 /// Identifies lmtrain checkpoints among other safetensors files.
 pub const FORMAT: &str = "lmtrain-checkpoint";
 /// Bumped whenever the layout changes (docs/checkpoint-format.md has the plan). Version 2 adds
-/// the checksum and the list of train shards; version 1 files still load, with a warning.
-pub const VERSION: u32 = 2;
+/// the checksum and the list of train shards; version 3 the task's buffers (`buffer.*`
+/// tensors, non-trained: BC's observation normalisation). Versions 1 and 2 still load, with a
+/// warning.
+pub const VERSION: u32 = 3;
 /// The oldest version this lmtrain reads.
 pub const OLDEST_READABLE: u32 = 1;
 
@@ -71,6 +73,8 @@ pub struct CheckpointState {
     pub ema: Option<HostParams>,
     pub adam_m: HostParams,
     pub adam_v: HostParams,
+    /// Non-trained tensors of the task, by name (flat; stored 1-D as `buffer.<name>`).
+    pub buffers: Vec<(String, Vec<f32>)>,
 }
 
 /// The file name for a step; zero-padded so that names sort by step.
@@ -100,6 +104,10 @@ pub fn save(
     }
     add("optim.m.", &state.adam_m);
     add("optim.v.", &state.adam_v);
+    for (name, values) in &state.buffers {
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        owned.push((format!("buffer.{name}"), vec![values.len()], bytes));
+    }
     let views: Vec<(String, TensorView)> = owned
         .iter()
         .map(|(name, shape, bytes)| {
@@ -183,8 +191,28 @@ pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta,
         },
         adam_m: read("optim.m.")?,
         adam_v: read("optim.v.")?,
+        buffers: read_buffers(&st),
     };
     Ok((meta, state))
+}
+
+/// The `buffer.*` tensors, by name without the prefix, in name order (none before version 3).
+fn read_buffers(st: &SafeTensors) -> Vec<(String, Vec<f32>)> {
+    let mut out: Vec<(String, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, view)| {
+            let short = name.strip_prefix("buffer.")?.to_string();
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Some((short, values))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 fn verify_checksum(path: &Path, meta: &CheckpointMeta, st: &SafeTensors) -> Result<()> {
@@ -265,8 +293,13 @@ fn warn_old_version(path: &Path, version: u64) {
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     if !warned.iter().any(|p| p == path) {
         warned.push(path.to_path_buf());
+        let lacks = if version < 2 {
+            "has no checksum and no list of train shards to check"
+        } else {
+            "has no task buffers (language models need none; behaviour cloning did not exist)"
+        };
         eprintln!(
-            "warning: {} is checkpoint version {version} (this lmtrain writes {VERSION}): it loads, but has no checksum and no list of train shards to check",
+            "warning: {} is checkpoint version {version} (this lmtrain writes {VERSION}): it loads, but {lacks}",
             path.display()
         );
     }

@@ -62,6 +62,17 @@ impl MetricsRow {
                 s += &format!(" | {} {v:.3}", key.trim_start_matches("gen_"));
             }
         }
+        // BC's headline rollout metrics.
+        for key in [
+            "rollout_return_mean_raw",
+            "rollout_return_mean_ema",
+            "rollout_fell_raw",
+            "rollout_fell_ema",
+        ] {
+            if let Some(v) = self.extra.get(key) {
+                s += &format!(" | {} {v:.2}", key.trim_start_matches("rollout_"));
+            }
+        }
         s
     }
 }

@@ -14,7 +14,7 @@ use super::clip::clip_global;
 use super::ema;
 use super::schedule::lr_at;
 use super::task::Task;
-use crate::config::{Config, OnNonfinite};
+use crate::config::{LoopConfig, OnNonfinite};
 use crate::model::ParamSpec;
 
 /// Parameters, EMA and optimizer state on the device, and the counters a checkpoint saves.
@@ -100,7 +100,7 @@ pub fn optimizer_step<T: Task>(
     task: &mut T,
     state: &mut TrainState,
     specs: &[ParamSpec],
-    cfg: &Config,
+    cfg: &LoopConfig,
     device: &Device,
     extras: StepExtras,
 ) -> Result<StepOutput> {

@@ -45,6 +45,24 @@ pub trait Task {
         Ok(Vec::new())
     }
 
+    /// Steps between the long-horizon evaluations ([`Task::evaluate`]); 0: none. The LM's is
+    /// `eval.generate_every`, BC's `eval.rollout_every`.
+    fn evaluate_every(&self) -> u64 {
+        0
+    }
+
+    /// JSONL logs in the run directory, besides `metrics.jsonl`, whose lines carry a `step`
+    /// and are rewound on resume (the LM's `generations.jsonl`, BC's `rollouts.jsonl`).
+    fn step_logs(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Tensors the task keeps in checkpoints but does not train (BC's observation
+    /// normalisation): names and flat values.
+    fn buffers(&self) -> Vec<(String, Vec<f32>)> {
+        Vec::new()
+    }
+
     /// Where the training stream stands, to be saved in a checkpoint.
     fn cursor(&self) -> serde_json::Value;
 

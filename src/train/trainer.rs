@@ -14,14 +14,14 @@ use super::checkpoint::{self, CheckpointMeta, CheckpointState};
 use super::metrics::{MetricsRow, RunLog};
 use super::step::{optimizer_step, StepExtras, TrainState};
 use super::task::Task;
-use crate::config::{Config, OnNonfinite};
+use crate::config::{LoopConfig, OnNonfinite};
 use crate::model::params::{download, upload};
 use crate::model::{HostParams, ParamSpec};
 
 /// What the trainer needs besides the task.
 pub struct TrainOptions {
     pub run_dir: PathBuf,
-    pub config: Config,
+    pub config: LoopConfig,
     pub device: Device,
     /// A checkpoint to continue from.
     pub resume_from: Option<PathBuf>,
@@ -78,7 +78,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     // A crash leaves rows after the checkpoint; the steps they describe are about to run again.
     let mut rewound = Vec::new();
     if opts.resume_from.is_some() {
-        for name in ["metrics.jsonl", "generations.jsonl"] {
+        for name in std::iter::once("metrics.jsonl").chain(task.step_logs().iter().copied()) {
             let n = super::log_rewind::rewind_jsonl(&opts.run_dir.join(name), state.step)?;
             if n > 0 {
                 rewound.push(format!(
@@ -162,10 +162,10 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
 
         let stop = opts.stop.load(Ordering::SeqCst);
         let last = t == max_steps;
-        let ge = cfg.eval.generate_every;
+        let ge = task.evaluate_every();
         let do_gen = ge > 0 && (t.is_multiple_of(ge) || last);
         // Every generation evaluation also validates, so that the statistics can pair them.
-        let do_val = t.is_multiple_of(cfg.eval.val_every) || last || do_gen;
+        let do_val = t.is_multiple_of(cfg.val_every) || last || do_gen;
         // Under "rollback" a checkpoint step reads its loss first, so a diverged state is rolled
         // back rather than refused at the save.
         let do_log = log_step(t)
@@ -308,7 +308,7 @@ fn load_state<T: Task>(
     task: &mut T,
     path: &Path,
     specs: &[ParamSpec],
-    cfg: &Config,
+    cfg: &LoopConfig,
     device: &Device,
 ) -> Result<(TrainState, LastVal)> {
     let (meta, saved) = checkpoint::load(path, Some(specs))?;
@@ -352,7 +352,7 @@ fn save_checkpoint<T: Task>(
         step: state.step,
         tokens: state.tokens,
         cursor: task.cursor(),
-        config: opts.config.to_toml()?,
+        config: opts.config.toml.clone(),
         tokenizer_hash: opts.tokenizer_hash.clone(),
         val_loss_raw: last_val.0,
         val_loss_ema: last_val.1,
@@ -366,6 +366,7 @@ fn save_checkpoint<T: Task>(
         ema: state.ema.as_deref().map(download).transpose()?,
         adam_m: download(&state.opt.m)?,
         adam_v: download(&state.opt.v)?,
+        buffers: task.buffers(),
     };
     // The loss is only read at log steps (reading it every step would sync the device), so a
     // divergence between two log steps shows up here first. Non-finite weights are never saved,
@@ -411,7 +412,7 @@ fn rollback<T: Task>(
     task: &mut T,
     state: &mut TrainState,
     specs: &[ParamSpec],
-    cfg: &Config,
+    cfg: &LoopConfig,
     device: &Device,
     run_dir: &Path,
     ckpt_dir: &Path,
@@ -432,7 +433,7 @@ fn rollback<T: Task>(
     let path = checkpoint::resolve(ckpt_dir)?;
     let (mut restored, last_val) = load_state(task, &path, specs, cfg, device)?;
     restored.rollbacks = used + 1;
-    for name in ["metrics.jsonl", "generations.jsonl"] {
+    for name in std::iter::once("metrics.jsonl").chain(task.step_logs().iter().copied()) {
         super::log_rewind::rewind_jsonl(&run_dir.join(name), restored.step)?;
     }
     let message = format!(

@@ -202,6 +202,7 @@ fn ten_optimizer_steps_match_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
     let config = Config {
         device: "cpu".into(),
+        task: Default::default(),
         model: ModelConfig {
             n_layer: fx.u("n_layer"),
             n_head: fx.u("n_head"),
@@ -280,7 +281,7 @@ fn ten_optimizer_steps_match_pytorch() {
         &mut task,
         TrainOptions {
             run_dir: run_dir.clone(),
-            config,
+            config: config.loop_config().unwrap(),
             device: Device::flex(),
             resume_from: None,
             tokenizer_hash: String::new(),

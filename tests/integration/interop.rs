@@ -370,6 +370,7 @@ fn fake_checkpoint(dir: &Path, format: &str, version: u32) -> PathBuf {
         ema: None,
         adam_m: vec![vec![0.0; 2]],
         adam_v: vec![vec![0.0; 2]],
+        buffers: Vec::new(),
     };
     let meta = CheckpointMeta {
         format: format.into(),

@@ -1,0 +1,334 @@
+//! The behaviour-cloning config (`[task] kind = "bc"`, `configs/bc/`): the shared training tables
+//! with BC's defaults, and `[data]`, `[policy]` and `[eval]` of its own. No `[model]` or
+//! `[tokenizer]`; unknown keys are errors as everywhere.
+//!
+//! The defaults are ours, documented in `configs/bc/walker2d.toml`: AdamW at 1e-3 with no weight
+//! decay, 500 warm-up steps then a constant rate (no decay: the paper's point is what happens
+//! before a cooldown), clipping at 1.0, batch 256, 100k steps, the paper's polynomial EMA with
+//! κ = 0.5 after a burn-in of 1,000 steps.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::schema::{
+    validate_loop_tables, CheckpointConfig, EmaConfig, EmaKind, LoopConfig, LoopParts,
+    OptimConfig, ScheduleConfig, ScheduleKind, TrainConfig,
+};
+use super::task::{TaskConfig, TaskKind};
+
+/// A behaviour-cloning run's configuration, as written to `config.toml` in the run directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BcConfig {
+    /// "auto" | "cpu" | "cuda" | "cuda:N"; small policies at batch 256 run best on the CPU.
+    #[serde(default = "default_device")]
+    pub device: String,
+    pub task: TaskConfig,
+    pub data: BcDataConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default = "bc_optim")]
+    pub optim: OptimConfig,
+    #[serde(default = "bc_schedule")]
+    pub schedule: ScheduleConfig,
+    #[serde(default = "bc_ema")]
+    pub ema: EmaConfig,
+    #[serde(default = "bc_train")]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub eval: BcEvalConfig,
+    #[serde(default = "bc_checkpoint")]
+    pub checkpoint: CheckpointConfig,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+/// AdamW at 1e-3, (0.9, 0.999), no weight decay, clipping at 1.0.
+pub fn bc_optim() -> OptimConfig {
+    OptimConfig {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        grad_clip: 1.0,
+        grad_accum: 1,
+    }
+}
+
+/// 500 warm-up steps, then constant.
+pub fn bc_schedule() -> ScheduleConfig {
+    ScheduleConfig {
+        kind: ScheduleKind::Constant,
+        warmup_steps: 500,
+        decay_steps: 0,
+        stable_steps: 0,
+        min_lr: 0.0,
+    }
+}
+
+/// The paper's β_t = (ρ + t − t₀)^(−κ) with κ = 0.5, ρ = 10, t₀ = 1,000.
+pub fn bc_ema() -> EmaConfig {
+    EmaConfig {
+        enabled: true,
+        kind: EmaKind::Poly,
+        power: 0.5,
+        offset: 10.0,
+        burn_in: 1000,
+        min_beta: 0.0,
+        decay: 0.999,
+        every: 1,
+    }
+}
+
+/// 100k steps at batch 256.
+pub fn bc_train() -> TrainConfig {
+    TrainConfig {
+        max_steps: 100_000,
+        batch_size: 256,
+        seed: 0,
+        out_dir: "runs".into(),
+        run_name: None,
+        log_every: 100,
+        on_nonfinite: Default::default(),
+        rollback_lr_factor: 0.5,
+        max_rollbacks: 3,
+    }
+}
+
+fn bc_checkpoint() -> CheckpointConfig {
+    CheckpointConfig {
+        every: 5000,
+        keep_last: 3,
+    }
+}
+
+/// `[data]`: the shards `lmtrain expert collect` writes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BcDataConfig {
+    /// Train shards (`train-*.parquet`); relative paths resolve against the config file.
+    pub train_glob: String,
+    /// Validation shards (`validation-*.parquet`).
+    pub val_glob: String,
+    /// How many train episodes to use, the first ones by episode index (absent: all), for the
+    /// data-size sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episodes: Option<usize>,
+    /// The expert whose actions the rollouts' action error is measured against (absent: the one
+    /// named in the data's `dataset.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert: Option<String>,
+    /// Floor on each observation dimension's standard deviation in the normalisation, so that a
+    /// constant dimension is not divided by zero.
+    #[serde(default = "default_std_floor")]
+    pub obs_std_floor: f64,
+}
+
+fn default_std_floor() -> f64 {
+    1e-3
+}
+
+/// `[policy] kind`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    /// A fully connected network on the current observation.
+    #[default]
+    Mlp,
+}
+
+/// The hidden layers' nonlinearity.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyActivation {
+    /// Exact (erf) GELU.
+    #[default]
+    Gelu,
+    Relu,
+    Tanh,
+}
+
+/// `[policy]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub kind: PolicyKind,
+    /// Hidden widths; the output is tanh-squashed and scaled to the action bounds.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: PolicyActivation,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![256, 256, 256]
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            kind: PolicyKind::Mlp,
+            hidden: default_hidden(),
+            activation: PolicyActivation::Gelu,
+        }
+    }
+}
+
+/// `[eval]`: the BC loss on the validation episodes and the rollouts (the long-horizon
+/// evaluation).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BcEvalConfig {
+    /// Steps between validation BC losses (raw and EMA).
+    #[serde(default = "default_val_every")]
+    pub val_every: u64,
+    /// Steps between rollout evaluations of the raw and EMA policies (0: none). Each also
+    /// computes both validation losses, so the statistics can pair them.
+    #[serde(default = "default_rollout_every")]
+    pub rollout_every: u64,
+    /// Episodes per rollout evaluation (per weights), the same starts every time.
+    #[serde(default = "default_rollouts")]
+    pub rollouts: usize,
+    /// Steps per episode at most (≤ the environment's time limit of 1,000).
+    #[serde(default = "default_horizon")]
+    pub horizon: usize,
+    /// Reset seeds `rollout_seed, rollout_seed + 1, …`; must not overlap the dataset's
+    /// collection seeds (checked at start).
+    #[serde(default = "default_rollout_seed")]
+    pub rollout_seed: u64,
+}
+
+fn default_val_every() -> u64 {
+    1000
+}
+fn default_rollout_every() -> u64 {
+    2000
+}
+fn default_rollouts() -> usize {
+    16
+}
+fn default_horizon() -> usize {
+    1000
+}
+fn default_rollout_seed() -> u64 {
+    10_000_000
+}
+
+impl Default for BcEvalConfig {
+    fn default() -> Self {
+        Self {
+            val_every: default_val_every(),
+            rollout_every: default_rollout_every(),
+            rollouts: default_rollouts(),
+            horizon: default_horizon(),
+            rollout_seed: default_rollout_seed(),
+        }
+    }
+}
+
+impl BcConfig {
+    /// Loads `file`, applies `--set` overrides, validates, and makes the paths absolute
+    /// (against the file's directory; `--set` ones against the current directory). Returns the
+    /// config and the file's stem.
+    pub fn load(file: &Path, overrides: &[String]) -> Result<(Self, String)> {
+        let (mut config, name): (Self, String) = super::load::load_typed(file, overrides)?;
+        config
+            .validate()
+            .with_context(|| format!("in config file {} (after --set overrides)", file.display()))?;
+        let r = |v: &str| super::load::resolve_against_file(file, v);
+        config.data.train_glob = r(&config.data.train_glob)?;
+        config.data.val_glob = r(&config.data.val_glob)?;
+        if let Some(e) = &config.data.expert {
+            config.data.expert = Some(r(e)?);
+        }
+        config.train.out_dir = r(&config.train.out_dir)?;
+        Ok((config, name))
+    }
+
+    /// Reads a run directory's `config.toml` (paths already absolute).
+    pub fn from_run_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+            .with_context(|| format!("in {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Semantic checks that serde cannot express; each message names the key and the fix.
+    pub fn validate(&self) -> Result<()> {
+        use super::ranges::{check, check_int};
+        if self.task.kind != TaskKind::Bc {
+            bail!("task.kind must be \"bc\" in a behaviour-cloning config");
+        }
+        if let Some(n) = self.data.episodes {
+            check_int("data.episodes", n as u64)?;
+        }
+        check("data.obs_std_floor", self.data.obs_std_floor)?;
+        if self.policy.hidden.is_empty() {
+            bail!("policy.hidden is empty: give at least one hidden width, e.g. [256, 256, 256]");
+        }
+        for &h in &self.policy.hidden {
+            check_int("policy.hidden", h as u64)?;
+        }
+        validate_loop_tables(&LoopParts {
+            optim: &self.optim,
+            schedule: &self.schedule,
+            ema: &self.ema,
+            train: &self.train,
+            checkpoint: &self.checkpoint,
+        })?;
+        check_int("eval.val_every", self.eval.val_every)?;
+        check_int("eval.rollouts", self.eval.rollouts as u64)?;
+        check_int("eval.horizon", self.eval.horizon as u64)?;
+        crate::device::DeviceChoice::parse(&self.device)?;
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("cannot serialize the BC config")
+    }
+
+    /// What the training loop reads of this config.
+    pub fn loop_config(&self) -> Result<LoopConfig> {
+        Ok(LoopConfig {
+            optim: self.optim.clone(),
+            schedule: self.schedule.clone(),
+            ema: self.ema.clone(),
+            train: self.train.clone(),
+            checkpoint: self.checkpoint.clone(),
+            val_every: self.eval.val_every,
+            toml: self.to_toml()?,
+        })
+    }
+
+    /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
+    /// `train.log_every`, the `train.on_nonfinite` keys, `device`, `checkpoint.*` and `eval.*`.
+    pub fn incompatible_keys(&self, other: &Self) -> Result<Vec<String>> {
+        let a = toml::Value::try_from(self).context("serialize config")?;
+        let b = toml::Value::try_from(other).context("serialize config")?;
+        let mut diffs = super::load::differing_keys(&a, &b);
+        diffs.retain(|k| {
+            !matches!(
+                k.as_str(),
+                "train.max_steps"
+                    | "train.log_every"
+                    | "train.on_nonfinite"
+                    | "train.rollback_lr_factor"
+                    | "train.max_rollbacks"
+                    | "device"
+            ) && !k.starts_with("checkpoint.")
+                && !k.starts_with("eval.")
+        });
+        Ok(diffs)
+    }
+}
