@@ -121,4 +121,20 @@ mod tests {
         }
         assert!((-0.4..=0.4).contains(&h[0]) && (-1.0..=3.0).contains(&h[1]), "{h:?}");
     }
+
+    /// With every weight zero the policy's action is the bounds' centre, so ℓ_BC has a closed
+    /// form: the mean over batch and dimensions of (centre − a)².
+    #[test]
+    fn bc_loss_of_the_zero_policy_is_the_closed_form() {
+        let d = Device::flex();
+        let map = ActionMap::from_bounds(&[-1.0, 0.0], &[1.0, 2.0]); // centres 0 and 1
+        let p = MlpPolicy::new(&PolicyConfig::default(), 2, map);
+        let zeros: HostParams = p.specs().iter().map(|s| vec![0.0; s.numel()]).collect();
+        let params = crate::model::params::upload(p.specs(), &zeros, &d).unwrap();
+        let obs = Tensor::from_data(TensorData::new(vec![0.3f32, 0.1, -0.5, 2.0], [2, 2]), &d);
+        let acts = Tensor::from_data(TensorData::new(vec![0.5f32, 1.0, -0.25, 3.0], [2, 2]), &d);
+        let loss: f32 = p.loss(&params, obs, acts, &d).into_scalar();
+        let want = (0.5f32.powi(2) + 0.0 + 0.25f32.powi(2) + 2.0f32.powi(2)) / 4.0;
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    }
 }

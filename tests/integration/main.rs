@@ -1,5 +1,7 @@
 //! lmtrain's integration tests: one test crate (one binary to link), a module per concern.
 
+#[cfg(feature = "mujoco")]
+mod bc;
 mod bench_cli;
 mod cases;
 mod cli_errors;

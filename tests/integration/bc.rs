@@ -1,0 +1,184 @@
+//! Behaviour cloning through the trainer: a tiny run on a dataset collected here from the
+//! shipped Hopper expert, its logs and rollouts, an exact resume, and the config's errors.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{lmtrain, metrics, repo, run_err, run_ok};
+
+/// A dataset of 3 train and 1 validation Hopper episodes from the shipped expert, in `dir`.
+fn tiny_dataset(dir: &Path) -> PathBuf {
+    let out = dir.join("hopper-data");
+    run_ok(lmtrain().args([
+        "expert",
+        "collect",
+        "--expert",
+        &repo().join("data/experts/hopper.safetensors").display().to_string(),
+        "--episodes",
+        "3",
+        "--val-episodes",
+        "1",
+        "--seed",
+        "0",
+        "--out",
+        &out.display().to_string(),
+    ]));
+    out
+}
+
+/// The shipped Hopper BC config made tiny: 40 steps, rollouts of 2 episodes × 60 steps at steps
+/// 20 and 40.
+fn tiny_args(data: &Path, out: &Path, name: &str) -> Vec<String> {
+    let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+    [
+        "--config".to_string(),
+        repo().join("configs/bc/hopper.toml").display().to_string(),
+    ]
+    .into_iter()
+    .chain(
+        [
+            format!("data.train_glob={}", q(data.join("train-*.parquet"))),
+            format!("data.val_glob={}", q(data.join("validation-*.parquet"))),
+            "data.episodes=3".into(),
+            "policy.hidden=[32, 32]".into(),
+            "train.max_steps=40".into(),
+            "train.batch_size=64".into(),
+            "train.log_every=10".into(),
+            "optim.lr=1e-2".into(),
+            "schedule.warmup_steps=5".into(),
+            "ema.burn_in=10".into(),
+            "eval.val_every=10".into(),
+            "eval.rollout_every=20".into(),
+            "eval.rollouts=2".into(),
+            "eval.horizon=60".into(),
+            "checkpoint.every=20".into(),
+            format!("train.out_dir={}", q(out.to_path_buf())),
+            format!("train.run_name={name:?}"),
+        ]
+        .into_iter()
+        .flat_map(|s| ["--set".to_string(), s]),
+    )
+    .collect()
+}
+
+#[test]
+fn bc_trains_rolls_out_and_resumes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    run_ok(lmtrain().args(tiny_args(&data, tmp.path(), "full")));
+    let full = tmp.path().join("full");
+    let rows = metrics(&full);
+    let loss = |rows: &[serde_json::Value], step: u64| {
+        rows.iter()
+            .find(|r| r["step"] == step && r.get("train_loss").is_some())
+            .map(|r| r["train_loss"].as_f64().unwrap())
+            .unwrap()
+    };
+    assert!(loss(&rows, 40) < 0.5 * loss(&rows, 1), "the BC loss did not fall");
+    for step in [20u64, 40] {
+        let r = rows.iter().find(|r| r["step"] == step).unwrap();
+        for w in ["raw", "ema"] {
+            for k in ["return_mean", "return_std", "return_min", "length_mean", "fell", "action_err"] {
+                let key = format!("rollout_{k}_{w}");
+                assert!(r.get(&key).is_some(), "step {step} lacks {key}: {r}");
+            }
+            assert!(r.get(format!("val_loss_{w}")).is_some(), "step {step}: {r}");
+        }
+        let len = r["rollout_length_mean_raw"].as_f64().unwrap();
+        assert!((1.0..=60.0).contains(&len), "{len}");
+    }
+    let lines = std::fs::read_to_string(full.join("rollouts.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2 * 2 * 2, "{lines}");
+
+    // Stopped at 20 and resumed to 40: the same losses, bit for bit, and the same rollouts.
+    run_ok(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "split"))
+            .args(["--set", "train.max_steps=20"]),
+    );
+    let split = tmp.path().join("split");
+    run_ok(lmtrain().args([
+        "train",
+        "--resume",
+        &split.display().to_string(),
+        "--set",
+        "train.max_steps=40",
+    ]));
+    let strip = |rows: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        rows.into_iter()
+            .map(|mut r| {
+                let o = r.as_object_mut().unwrap();
+                o.retain(|k, _| !k.contains("per_s") && k != "time");
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(metrics(&split)), strip(rows));
+    assert_eq!(
+        std::fs::read_to_string(split.join("rollouts.jsonl")).unwrap(),
+        lines
+    );
+}
+
+#[test]
+fn bc_config_errors_name_the_key_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    // A language-model table in a BC config.
+    let err = run_err(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "e1"))
+            .args(["--set", "model.n_layer=2"]),
+    );
+    assert!(err.contains("model"), "{err}");
+    // An unknown task.
+    let err = run_err(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "e2"))
+            .args(["--set", "task.kind=rl"]),
+    );
+    assert!(err.contains("task.kind") && err.contains("\"bc\""), "{err}");
+    // Rollout starts the dataset was collected from.
+    let err = run_err(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "e3"))
+            .args(["--set", "eval.rollout_seed=2"]),
+    );
+    assert!(err.contains("eval.rollout_seed") && err.contains("episode 2"), "{err}");
+    // More episodes than the data holds.
+    let err = run_err(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "e4"))
+            .args(["--set", "data.episodes=7"]),
+    );
+    assert!(err.contains("data.episodes = 7") && err.contains("3 episodes"), "{err}");
+}
+
+#[test]
+fn every_bc_config_parses_and_is_commented() {
+    let dir = repo().join("configs/bc");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        n += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+                continue;
+            }
+            assert!(
+                t.contains(" # "),
+                "{}:{}: every key needs a one-line comment: {t}",
+                path.display(),
+                i + 1
+            );
+        }
+        let out = run_ok(lmtrain().arg("--config").arg(&path).arg("--dump-config"));
+        let dumped = String::from_utf8_lossy(&out.stdout);
+        assert!(dumped.contains("kind = \"bc\""), "{dumped}");
+    }
+    assert!(n >= 2, "configs/bc holds {n} configs");
+}
