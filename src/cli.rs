@@ -81,8 +81,12 @@ pub enum Command {
     /// card and lmtrain build.
     Warmup(WarmupArgs),
     /// Write report.md with SVG plots from run directories' metrics.jsonl: does generation
-    /// quality oscillate more than val loss, and what did EMA do (reads files only).
+    /// quality (LM) or rollout return (BC) oscillate more than val loss, and what did EMA do
+    /// (reads files only).
     Report(ReportArgs),
+    /// Roll a behaviour-cloning checkpoint's policy out in its environment (deterministic
+    /// actions, fixed reset seeds) and print each episode's return and the summary metrics.
+    Rollout(RolloutArgs),
     /// Data utilities.
     Data {
         #[command(subcommand)]
@@ -336,6 +340,25 @@ pub struct ReportArgs {
     pub trend_window: usize,
 }
 
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    /// A BC checkpoint file, or a run directory (its newest intact checkpoint).
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: PathBuf,
+    /// Roll out the EMA weights instead of the raw ones.
+    #[arg(long)]
+    pub ema: bool,
+    /// Episodes, from reset seeds SEED, SEED+1, …
+    #[arg(long, default_value_t = 16, value_parser = crate::config::ranges::flag_usize("rollout --episodes"))]
+    pub episodes: usize,
+    /// First reset seed (default: the run's eval.rollout_seed, the starts its evaluations used).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Steps per episode at most (default: the run's eval.horizon).
+    #[arg(long, value_parser = crate::config::ranges::flag_usize("rollout --horizon"))]
+    pub horizon: Option<usize>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Write the synthetic TinyStories-like corpus with checkable long-range constraints
@@ -388,6 +411,7 @@ pub fn run() -> Result<()> {
         }
         Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
+        Some(Command::Rollout(args)) => rollout_command(args),
         Some(Command::Data {
             command: DataCommand::Synth { out, stories, seed },
         }) => {
@@ -413,6 +437,33 @@ pub fn run() -> Result<()> {
         #[cfg(feature = "mujoco")]
         Some(Command::Env { command }) => crate::env::cli::run(command),
     }
+}
+
+fn rollout_command(args: RolloutArgs) -> Result<()> {
+    let report =
+        crate::bc::rollout_cmd::rollout_checkpoint(&crate::bc::rollout_cmd::RolloutRequest {
+            checkpoint: &args.checkpoint,
+            ema: args.ema,
+            episodes: args.episodes,
+            seed: args.seed,
+            horizon: args.horizon,
+        })?;
+    eprintln!("{}", report.description);
+    // stdout: one JSON line per episode, then the metrics, for scripts.
+    let mut out = std::io::stdout().lock();
+    for e in &report.episodes {
+        writeln!(out, "{}", serde_json::to_string(e)?).context("cannot write to stdout")?;
+    }
+    let metrics: serde_json::Map<String, serde_json::Value> = report
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    writeln!(out, "{}", serde_json::Value::Object(metrics)).context("cannot write to stdout")?;
+    for (k, v) in &report.metrics {
+        eprintln!("{k}: {v:.4}");
+    }
+    Ok(())
 }
 
 fn report_command(args: ReportArgs) -> Result<()> {

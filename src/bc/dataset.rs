@@ -188,9 +188,9 @@ fn read_shard(
             let d = (o.len(), a.len());
             match dims {
                 None => *dims = Some(d),
-                Some(prev) if *prev != d => bail!(
-                    "row {row}: obs/action widths {d:?} differ from earlier rows' {prev:?}"
-                ),
+                Some(prev) if *prev != d => {
+                    bail!("row {row}: obs/action widths {d:?} differ from earlier rows' {prev:?}")
+                }
                 _ => {}
             }
             let index = ep.value(row);

@@ -6,5 +6,6 @@ pub mod dataset;
 pub mod normalize;
 pub mod policy;
 pub mod rollout;
+pub mod rollout_cmd;
 pub mod run;
 pub mod task;

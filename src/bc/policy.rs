@@ -119,7 +119,10 @@ mod tests {
         for (a, b) in dev.iter().zip(&h) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        assert!((-0.4..=0.4).contains(&h[0]) && (-1.0..=3.0).contains(&h[1]), "{h:?}");
+        assert!(
+            (-0.4..=0.4).contains(&h[0]) && (-1.0..=3.0).contains(&h[1]),
+            "{h:?}"
+        );
     }
 
     /// With every weight zero the policy's action is the bounds' centre, so ℓ_BC has a closed

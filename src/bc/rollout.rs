@@ -45,14 +45,23 @@ pub struct RolloutSpec {
 }
 
 /// Rolls the policy with `params` out from every seed of `spec`, in parallel.
-pub fn rollouts(spec: &RolloutSpec, policy: &MlpPolicy, params: &[Vec<f32>]) -> Result<Vec<Rollout>> {
+pub fn rollouts(
+    spec: &RolloutSpec,
+    policy: &MlpPolicy,
+    params: &[Vec<f32>],
+) -> Result<Vec<Rollout>> {
     spec.seeds
         .par_iter()
         .map(|&seed| episode(spec, policy, params, seed))
         .collect()
 }
 
-fn episode(spec: &RolloutSpec, policy: &MlpPolicy, params: &[Vec<f32>], seed: u64) -> Result<Rollout> {
+fn episode(
+    spec: &RolloutSpec,
+    policy: &MlpPolicy,
+    params: &[Vec<f32>],
+    seed: u64,
+) -> Result<Rollout> {
     let mut env = environment::make(&spec.env_id)?;
     let mut obs = env
         .reset(seed)
@@ -99,7 +108,12 @@ fn episode(spec: &RolloutSpec, policy: &MlpPolicy, params: &[Vec<f32>], seed: u6
 /// `rollout_return_mean`, `_std` (population), `_min`, `rollout_length_mean`, `rollout_fell`
 /// (fraction of episodes that fell) and, with an expert, `rollout_action_err` (mean squared
 /// action error per visited state and action dimension, the BC loss's units).
-pub fn metrics(rs: &[Rollout], weights: &str, action_dim: usize, with_expert: bool) -> Vec<(String, f64)> {
+pub fn metrics(
+    rs: &[Rollout],
+    weights: &str,
+    action_dim: usize,
+    with_expert: bool,
+) -> Vec<(String, f64)> {
     let n = rs.len().max(1) as f64;
     let mean = rs.iter().map(|r| r.ret).sum::<f64>() / n;
     let std = (rs.iter().map(|r| (r.ret - mean).powi(2)).sum::<f64>() / n).sqrt();

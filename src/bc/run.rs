@@ -11,7 +11,7 @@ use super::dataset::{self, DatasetInfo, Split};
 use super::normalize::ObsNorm;
 use super::policy::MlpPolicy;
 use super::rollout::RolloutSpec;
-use super::task::{BcTask, Pairs, RolloutEval};
+use super::task::{BcInfo, BcTask, Pairs, RolloutEval};
 use crate::config::BcConfig;
 use crate::device::{choose_device, DeviceChoice};
 use crate::rl::environment;
@@ -26,7 +26,9 @@ pub fn resolve_bc_request(req: &TrainRequest) -> Result<(BcConfig, String)> {
     let file = match (&req.config, &req.resume) {
         (Some(file), _) => file.clone(),
         (None, Some(dir)) => dir.join("config.toml"),
-        (None, None) => bail!("give --config FILE (e.g. configs/bc/walker2d.toml) or --resume RUN_DIR"),
+        (None, None) => {
+            bail!("give --config FILE (e.g. configs/bc/walker2d.toml) or --resume RUN_DIR")
+        }
     };
     BcConfig::load(&file, &req.overrides)
 }
@@ -88,7 +90,11 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             (dir.clone(), Some(checkpoint::resolve(dir)?))
         }
         None => (
-            new_run_dir_in(&config.train.out_dir, config.train.run_name.as_deref(), &name)?,
+            new_run_dir_in(
+                &config.train.out_dir,
+                config.train.run_name.as_deref(),
+                &name,
+            )?,
             None,
         ),
     };
@@ -126,11 +132,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     let seeds: Vec<u64> = (0..config.eval.rollouts as u64)
         .map(|k| config.eval.rollout_seed + k)
         .collect();
-    if let Some(clash) = info
-        .episodes
-        .iter()
-        .find(|e| seeds.contains(&e.seed))
-    {
+    if let Some(clash) = info.episodes.iter().find(|e| seeds.contains(&e.seed)) {
         bail!(
             "eval.rollout_seed = {}: its {} rollout starts include seed {}, which episode {} of the dataset was collected from; pick a seed range the dataset does not use (it uses {}..{})",
             config.eval.rollout_seed,
@@ -157,7 +159,11 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         .iter()
         .flat_map(|e| e.obs.iter().copied())
         .collect();
-    let norm = ObsNorm::fit(&all_train_obs, train_split.obs_dim, config.data.obs_std_floor)?;
+    let norm = ObsNorm::fit(
+        &all_train_obs,
+        train_split.obs_dim,
+        config.data.obs_std_floor,
+    )?;
     let policy = MlpPolicy::new(&config.policy, train_split.obs_dim, map);
     let used_returns: Vec<f64> = train_split
         .episodes
@@ -217,7 +223,13 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         val_pairs,
         config.train.batch_size,
         config.train.seed,
-    );
+    )
+    .with_info(&BcInfo {
+        env: info.env.clone(),
+        obs_dim: train_split.obs_dim,
+        action_dim: train_split.action_dim,
+        expert: Some(expert_file.display().to_string()),
+    });
     if config.eval.rollout_every > 0 {
         task = task.with_rollouts(RolloutEval {
             spec: RolloutSpec {

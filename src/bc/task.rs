@@ -87,6 +87,19 @@ pub struct BcTask {
     order: Vec<usize>,
     order_epoch: Option<u64>,
     rollouts: Option<RolloutEval>,
+    /// Recorded in checkpoints ([`BcInfo`]).
+    info: serde_json::Value,
+}
+
+/// What a BC checkpoint records about its task, so that `lmtrain rollout` needs no dataset.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BcInfo {
+    /// The Gymnasium id of the environment the expert acted in.
+    pub env: String,
+    pub obs_dim: usize,
+    pub action_dim: usize,
+    /// The expert file the rollouts' action error was measured against.
+    pub expert: Option<String>,
 }
 
 impl BcTask {
@@ -109,7 +122,13 @@ impl BcTask {
             order: Vec::new(),
             order_epoch: None,
             rollouts: None,
+            info: serde_json::Value::Null,
         }
+    }
+
+    pub fn with_info(mut self, info: &BcInfo) -> Self {
+        self.info = serde_json::to_value(info).unwrap_or(serde_json::Value::Null);
+        self
     }
 
     pub fn with_rollouts(mut self, r: RolloutEval) -> Self {
@@ -119,9 +138,11 @@ impl BcTask {
 
     fn permutation(&mut self) -> &[usize] {
         if self.order_epoch != Some(self.cursor.epoch) {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-                crate::train::step::step_seed(self.seed, self.cursor.epoch, 0xBC),
-            );
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::train::step::step_seed(
+                self.seed,
+                self.cursor.epoch,
+                0xBC,
+            ));
             self.order = (0..self.train.len()).collect();
             self.order.shuffle(&mut rng);
             self.order_epoch = Some(self.cursor.epoch);
@@ -221,6 +242,10 @@ impl Task for BcTask {
 
     fn step_logs(&self) -> &'static [&'static str] {
         &["rollouts.jsonl"]
+    }
+
+    fn info(&self) -> serde_json::Value {
+        self.info.clone()
     }
 
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {

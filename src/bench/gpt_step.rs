@@ -376,7 +376,15 @@ mod tests {
             grad_norm: false,
             mark: Some(&mut record),
         };
-        let marked = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras).unwrap();
+        let marked = optimizer_step(
+            &mut task,
+            &mut state,
+            &specs,
+            &cfg.loop_config().unwrap(),
+            &device,
+            extras,
+        )
+        .unwrap();
         use PhaseEnd::{Backward, Forward};
         assert_eq!(marks, [Forward, Backward, Forward, Backward]);
         assert!(
@@ -389,8 +397,15 @@ mod tests {
             grad_norm: false,
             mark: None,
         };
-        let plain =
-            optimizer_step(&mut task2, &mut state2, &specs, &cfg.loop_config().unwrap(), &device, unmarked).unwrap();
+        let plain = optimizer_step(
+            &mut task2,
+            &mut state2,
+            &specs,
+            &cfg.loop_config().unwrap(),
+            &device,
+            unmarked,
+        )
+        .unwrap();
         assert_eq!(scalar(marked.loss).unwrap(), scalar(plain.loss).unwrap());
         assert_eq!(values(&state.params), values(&state2.params));
         assert_ne!(
@@ -408,10 +423,24 @@ mod tests {
             grad_norm,
             mark: None,
         };
-        let out = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras(false));
+        let out = optimizer_step(
+            &mut task,
+            &mut state,
+            &specs,
+            &cfg.loop_config().unwrap(),
+            &device,
+            extras(false),
+        );
         assert!(out.unwrap().grad_norm.is_none());
-        let out =
-            optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras(true)).unwrap();
+        let out = optimizer_step(
+            &mut task,
+            &mut state,
+            &specs,
+            &cfg.loop_config().unwrap(),
+            &device,
+            extras(true),
+        )
+        .unwrap();
         let norm = scalar(out.grad_norm.expect("asked for")).unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{norm}");
     }
@@ -428,7 +457,14 @@ mod tests {
             grad_norm: true,
             mark: Some(&mut fail_after_backward),
         };
-        let result = optimizer_step(&mut task, &mut state, &specs, &cfg.loop_config().unwrap(), &device, extras);
+        let result = optimizer_step(
+            &mut task,
+            &mut state,
+            &specs,
+            &cfg.loop_config().unwrap(),
+            &device,
+            extras,
+        );
         assert!(result.is_err());
         assert_eq!(state.step, 0);
         assert_eq!(values(&state.params), before);

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    validate_loop_tables, CheckpointConfig, EmaConfig, EmaKind, LoopConfig, LoopParts,
-    OptimConfig, ScheduleConfig, ScheduleKind, TrainConfig,
+    validate_loop_tables, CheckpointConfig, EmaConfig, EmaKind, LoopConfig, LoopParts, OptimConfig,
+    ScheduleConfig, ScheduleKind, TrainConfig,
 };
 use super::task::{TaskConfig, TaskKind};
 
@@ -238,9 +238,9 @@ impl BcConfig {
     /// config and the file's stem.
     pub fn load(file: &Path, overrides: &[String]) -> Result<(Self, String)> {
         let (mut config, name): (Self, String) = super::load::load_typed(file, overrides)?;
-        config
-            .validate()
-            .with_context(|| format!("in config file {} (after --set overrides)", file.display()))?;
+        config.validate().with_context(|| {
+            format!("in config file {} (after --set overrides)", file.display())
+        })?;
         let r = |v: &str| super::load::resolve_against_file(file, v);
         config.data.train_glob = r(&config.data.train_glob)?;
         config.data.val_glob = r(&config.data.val_glob)?;

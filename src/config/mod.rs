@@ -10,12 +10,10 @@ pub mod ranges;
 mod schema;
 mod task;
 
-pub use bc::{
-    BcConfig, BcDataConfig, BcEvalConfig, PolicyActivation, PolicyConfig, PolicyKind,
-};
+pub use bc::{BcConfig, BcDataConfig, BcEvalConfig, PolicyActivation, PolicyConfig, PolicyKind};
 pub use expert::{
     EnvConfig, ExpertConfig, SacCheckpointConfig, SacConfig, SacEvalConfig, SacTrainConfig,
 };
 pub use load::{load_config, parse_override, ConfigSource, ResolvedConfig};
 pub use schema::*;
-pub use task::{task_kind, TaskConfig, TaskKind};
+pub use task::{kind_of_text, task_kind, TaskConfig, TaskKind};

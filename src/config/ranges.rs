@@ -166,6 +166,8 @@ pub const RULES: &[Rule] = &[
     rule("expert export --episodes", AT_LEAST_ONE, ""),
     rule("expert collect --episodes", AT_LEAST_ONE, ""),
     rule("expert bench --steps", AT_LEAST_ONE, ""),
+    rule("rollout --episodes", AT_LEAST_ONE, ""),
+    rule("rollout --horizon", AT_LEAST_ONE, ""),
 ];
 
 /// The rule for `key`; a key missing from the table is a bug in lmtrain, reported as such.

@@ -452,33 +452,33 @@ pub(super) struct LoopParts<'a> {
 /// Checks of the shared tables (`[optim]`, `[schedule]`, `[ema]`, `[train]`, `[checkpoint]`).
 pub(super) fn validate_loop_tables(p: &LoopParts) -> Result<()> {
     use super::ranges::{check, check_int};
-        let o = p.optim;
-        check("optim.lr", o.lr)?;
-        check("optim.beta1", o.beta1)?;
-        check("optim.beta2", o.beta2)?;
-        check("optim.eps", o.eps)?;
-        check("optim.weight_decay", o.weight_decay)?;
-        check("optim.grad_clip", o.grad_clip)?;
-        check_int("optim.grad_accum", o.grad_accum as u64)?;
-        check("schedule.min_lr", p.schedule.min_lr)?;
-        if p.schedule.min_lr > o.lr {
-            bail!(
-                "schedule.min_lr = {} must be in [0, optim.lr = {}]",
-                p.schedule.min_lr,
-                o.lr
-            );
-        }
-        let e = p.ema;
-        check_int("ema.every", e.every)?;
-        check("ema.power", e.power)?;
-        check("ema.offset", e.offset)?;
-        check("ema.min_beta", e.min_beta)?;
-        check("ema.decay", e.decay)?;
-        let t = p.train;
-        check_int("train.batch_size", t.batch_size as u64)?;
-        check_int("train.max_steps", t.max_steps)?;
-        check_int("train.log_every", t.log_every)?;
-        check("train.rollback_lr_factor", t.rollback_lr_factor)?;
+    let o = p.optim;
+    check("optim.lr", o.lr)?;
+    check("optim.beta1", o.beta1)?;
+    check("optim.beta2", o.beta2)?;
+    check("optim.eps", o.eps)?;
+    check("optim.weight_decay", o.weight_decay)?;
+    check("optim.grad_clip", o.grad_clip)?;
+    check_int("optim.grad_accum", o.grad_accum as u64)?;
+    check("schedule.min_lr", p.schedule.min_lr)?;
+    if p.schedule.min_lr > o.lr {
+        bail!(
+            "schedule.min_lr = {} must be in [0, optim.lr = {}]",
+            p.schedule.min_lr,
+            o.lr
+        );
+    }
+    let e = p.ema;
+    check_int("ema.every", e.every)?;
+    check("ema.power", e.power)?;
+    check("ema.offset", e.offset)?;
+    check("ema.min_beta", e.min_beta)?;
+    check("ema.decay", e.decay)?;
+    let t = p.train;
+    check_int("train.batch_size", t.batch_size as u64)?;
+    check_int("train.max_steps", t.max_steps)?;
+    check_int("train.log_every", t.log_every)?;
+    check("train.rollback_lr_factor", t.rollback_lr_factor)?;
     check_int("checkpoint.every", p.checkpoint.every)?;
     check_int("checkpoint.keep_last", p.checkpoint.keep_last as u64)?;
     Ok(())

@@ -49,7 +49,10 @@ pub fn task_kind(file: &Path, overrides: &[String]) -> Result<TaskKind> {
     let mut kind = match table.get("task") {
         None => None,
         Some(toml::Value::Table(t)) => t.get("kind").cloned(),
-        Some(_) => bail!("in config file {}: `task` must be a table ([task])", file.display()),
+        Some(_) => bail!(
+            "in config file {}: `task` must be a table ([task])",
+            file.display()
+        ),
     };
     for spec in overrides {
         let (key, value) = super::load::parse_override(spec)?;
@@ -66,4 +69,19 @@ pub fn task_kind(file: &Path, overrides: &[String]) -> Result<TaskKind> {
             file.display()
         ),
     }
+}
+
+/// The `[task] kind` of a config already resolved to TOML text (a run's `config.toml`, a
+/// checkpoint's stored config); `lm` when it has none or cannot be read as TOML.
+pub fn kind_of_text(text: &str) -> TaskKind {
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("task")?.get("kind")?.as_str().map(str::to_string))
+        .map_or(TaskKind::Lm, |k| {
+            if k == "bc" {
+                TaskKind::Bc
+            } else {
+                TaskKind::Lm
+            }
+        })
 }

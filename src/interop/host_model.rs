@@ -57,6 +57,13 @@ impl HostModel {
     pub fn from_checkpoint(checkpoint_path: &Path, ema: bool) -> Result<Self> {
         let path = checkpoint::resolve(checkpoint_path)?;
         let meta = checkpoint::read_meta(&path)?;
+        if crate::config::kind_of_text(&meta.config) == crate::config::TaskKind::Bc {
+            bail!(
+                "{} is a behaviour-cloning checkpoint: sample, export and logits work on language models; evaluate a policy with `lmtrain rollout --checkpoint {}`",
+                path.display(),
+                checkpoint_path.display()
+            );
+        }
         let config: Config = toml::from_str(&meta.config)
             .with_context(|| format!("{}: the stored config is unreadable", path.display()))?;
         let gpt = Gpt::new(GptShape::from(&config.model));

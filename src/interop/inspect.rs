@@ -44,7 +44,18 @@ pub fn inspect(path: &Path) -> Result<String> {
     ];
     // The config is only needed for the model line; a config this lmtrain cannot parse is
     // reported, not fatal, since the rest of the report is still true.
+    let bc = crate::config::kind_of_text(&meta.config) == crate::config::TaskKind::Bc;
     match toml::from_str::<Config>(&meta.config) {
+        _ if bc => out.push(format!(
+            "task: behaviour cloning, {} (policy {}); evaluate with `lmtrain rollout --checkpoint`",
+            meta.task_info,
+            meta.config
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("policy").map(|p| p.to_string()))
+                .unwrap_or_default()
+                .replace('\n', " ")
+        )),
         Ok(c) => {
             let gpt = Gpt::new(GptShape::from(&c.model));
             let n = count(gpt.specs());

@@ -106,13 +106,13 @@ pub fn analyze(metrics: &MetricsFile, trend_window: usize) -> Result<RunAnalysis
         .collect();
     if found.is_empty() {
         bail!(
-            "{} has no evaluation series (val_loss_raw/_ema, val_loss_pos_*, gen_*): has the run reached its first validation?",
+            "{} has no evaluation series (val_loss_raw/_ema, val_loss_pos_*, gen_*, rollout_*): has the run reached its first validation?",
             metrics.path.display()
         );
     }
     found.insert(Quantity::ValLoss);
     let generation_steps =
-        metrics.steps_with(|key| parse_key(key).is_some_and(|(q, _)| q.is_generation()));
+        metrics.steps_with(|key| parse_key(key).is_some_and(|(q, _)| q.is_long_horizon()));
     let val_loss_at_generation_steps = !generation_steps.is_empty();
     let val_raw = metrics.series(&Quantity::ValLoss.key(Weights::Raw));
     let val_ema = metrics.series(&Quantity::ValLoss.key(Weights::Ema));

@@ -8,10 +8,14 @@
 use std::path::{Path, PathBuf};
 
 /// Settings shown in the report, in this order, when the config has them.
-pub const KEY_SETTINGS: [&str; 22] = [
+pub const KEY_SETTINGS: [&str; 28] = [
+    "task.kind",
     "model.n_layer",
     "model.n_embd",
     "model.block_size",
+    "policy.kind",
+    "policy.hidden",
+    "data.episodes",
     "train.batch_size",
     "optim.grad_accum",
     "train.max_steps",
@@ -31,6 +35,8 @@ pub const KEY_SETTINGS: [&str; 22] = [
     "eval.num_prompts",
     "eval.temperature",
     "eval.top_k",
+    "eval.rollout_every",
+    "eval.rollouts",
 ];
 
 #[derive(Clone, Debug)]

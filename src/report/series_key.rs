@@ -7,7 +7,11 @@
 //! - `gen_<metric>_<mode>_<weights>`: a generation-quality metric for greedy or sampled
 //!   generations. The metric name may itself hold underscores (`longest_span`, `judge_nll`), so
 //!   the weights and the mode are taken off the end and what remains is the metric. Metrics this
-//!   module has never heard of are reported too, so a new metric needs no change here.
+//!   module has never heard of are reported too, so a new metric needs no change here;
+//! - `rollout_<metric>_<weights>`: a behaviour-cloning rollout metric (`return_mean`,
+//!   `return_min`, `fell`, `length_mean`, `action_err`; `return_std`, a spread within one
+//!   evaluation, is left to metrics.jsonl). For BC, `val_loss_*` is the BC loss on held-out
+//!   expert episodes.
 
 use std::cmp::Ordering;
 
@@ -71,6 +75,21 @@ pub const KNOWN_METRICS: [(&str, &str); 9] = [
     ("length", "generated tokens (generation stops early at end-of-text)"),
 ];
 
+/// The rollout metrics of behaviour cloning, in the order the report lists them.
+pub const ROLLOUT_METRICS: [(&str, &str); 5] = [
+    ("return_mean", "mean return over the evaluation's episodes"),
+    ("return_min", "worst episode's return"),
+    (
+        "fell",
+        "fraction of episodes that ended unhealthy before the horizon",
+    ),
+    ("length_mean", "mean episode length (steps)"),
+    (
+        "action_err",
+        "mean squared action error against the expert on the states the policy visits",
+    ),
+];
+
 /// What a series measures; each exists once per [`Weights`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Quantity {
@@ -83,6 +102,10 @@ pub enum Quantity {
     Generation {
         metric: String,
         mode: Mode,
+    },
+    /// A BC rollout metric, one of [`ROLLOUT_METRICS`].
+    Rollout {
+        metric: String,
     },
 }
 
@@ -98,6 +121,7 @@ impl Quantity {
             Quantity::ValLoss => "val_loss".to_string(),
             Quantity::PositionLoss { lo, hi } => format!("val_loss_pos_{lo}_{}", hi_text(*hi)),
             Quantity::Generation { metric, mode } => format!("gen_{metric}_{}", mode.suffix()),
+            Quantity::Rollout { metric } => format!("rollout_{metric}"),
         }
     }
 
@@ -109,11 +133,17 @@ impl Quantity {
                 format!("val loss, positions {lo}–{}", hi_text(*hi))
             }
             Quantity::Generation { metric, mode } => format!("{metric} ({})", mode.suffix()),
+            Quantity::Rollout { metric } => format!("rollout {}", metric.replace('_', " ")),
         }
     }
 
-    pub fn is_generation(&self) -> bool {
-        matches!(self, Quantity::Generation { .. })
+    /// A long-horizon (closed-loop) quality: a generation metric or a rollout metric.
+    pub fn is_long_horizon(&self) -> bool {
+        matches!(self, Quantity::Generation { .. } | Quantity::Rollout { .. })
+    }
+
+    pub fn is_rollout(&self) -> bool {
+        matches!(self, Quantity::Rollout { .. })
     }
 
     /// Val loss first, then position buckets by position, then generation metrics in
@@ -128,6 +158,13 @@ impl Quantity {
                     .position(|(name, _)| name == metric)
                     .unwrap_or(KNOWN_METRICS.len());
                 (2, 0, 0, rank, metric.as_str(), Some(*mode))
+            }
+            Quantity::Rollout { metric } => {
+                let rank = ROLLOUT_METRICS
+                    .iter()
+                    .position(|(name, _)| name == metric)
+                    .unwrap_or(ROLLOUT_METRICS.len());
+                (3, 0, 0, rank, metric.as_str(), None)
             }
         }
     }
@@ -170,6 +207,19 @@ pub fn parse_key(key: &str) -> Option<(Quantity, Weights)> {
             number => Some(number.parse().ok()?),
         };
         return Some((Quantity::PositionLoss { lo, hi }, weights));
+    }
+    if let Some(metric) = rest.strip_prefix("rollout_") {
+        return ROLLOUT_METRICS
+            .iter()
+            .any(|(name, _)| *name == metric)
+            .then(|| {
+                (
+                    Quantity::Rollout {
+                        metric: metric.to_string(),
+                    },
+                    weights,
+                )
+            });
     }
     let body = rest.strip_prefix("gen_")?;
     let (metric, mode) = if let Some(metric) = body.strip_suffix("_greedy") {
@@ -244,6 +294,20 @@ mod tests {
                 generation("judge_nll", Mode::Sample),
                 Weights::Raw,
             ),
+            (
+                "rollout_return_mean_ema",
+                Quantity::Rollout {
+                    metric: "return_mean".into(),
+                },
+                Weights::Ema,
+            ),
+            (
+                "rollout_action_err_raw",
+                Quantity::Rollout {
+                    metric: "action_err".into(),
+                },
+                Weights::Raw,
+            ),
         ];
         for (key, quantity, weights) in cases {
             assert_eq!(parse_key(key), Some((quantity.clone(), weights)), "{key}");
@@ -267,6 +331,8 @@ mod tests {
             "gen_invalid_object_mismatch_greedy_raw",
             "val_loss_pos_x_64_raw",
             "val_loss_pos_0_raw",
+            "rollout_return_std_raw",
+            "rollout_unknown_raw",
         ] {
             assert_eq!(parse_key(key), None, "{key}");
         }

@@ -76,15 +76,24 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
     let metrics: Vec<&QuantityAnalysis> = run
         .quantities
         .iter()
-        .filter(|q| q.quantity.is_generation())
+        .filter(|q| q.quantity.is_long_horizon())
         .collect();
     if metrics.is_empty() {
         return vec![format!(
-            "No generation metrics were logged (no `gen_*` keys), so there is nothing to compare \
-             val loss with. Val loss: {}.",
+            "No long-horizon metrics were logged (no `gen_*` or `rollout_*` keys), so there is \
+             nothing to compare val loss with. Val loss: {}.",
             describe_val_loss(val_loss)
         )];
     }
+    // A BC run's closed loop is the rollout, and its val loss the BC loss on held-out episodes.
+    let (noun, loss_note) = if metrics.iter().all(|m| m.quantity.is_rollout()) {
+        (
+            "Rollout metrics oscillate",
+            " (the BC loss on held-out expert episodes)",
+        )
+    } else {
+        ("Generation quality oscillates", "")
+    };
     let versus: Vec<VersusValLoss> = metrics
         .iter()
         .map(|m| versus_val_loss(m, val_loss))
@@ -112,7 +121,7 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "**Generation quality oscillates more than val loss in {more} of {compared} metric \
+            "**{noun} more than val loss{loss_note} in {more} of {compared} metric \
              series** (raw weights{not_compared}). **EMA lowered the oscillation index in \
              {damped} of {judged}.** Val loss: {}.",
             describe_val_loss(val_loss)

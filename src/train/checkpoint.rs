@@ -49,6 +49,10 @@ pub struct CheckpointMeta {
     /// Rollbacks the run has made (`train.on_nonfinite = "rollback"`); 0 in version 1.
     #[serde(default)]
     pub rollbacks: u32,
+    /// What the task needs to use the weights outside training (BC: the environment id and
+    /// dimensions); null for language models and before version 3.
+    #[serde(default)]
+    pub task_info: serde_json::Value,
 }
 
 /// The checksum of a checkpoint's tensors: sha256 over (name length, name, byte length, bytes)

@@ -63,6 +63,11 @@ pub trait Task {
         Vec::new()
     }
 
+    /// What a checkpoint records for using the weights outside training (BC: the environment).
+    fn info(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
     /// Where the training stream stands, to be saved in a checkpoint.
     fn cursor(&self) -> serde_json::Value;
 

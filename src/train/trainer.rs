@@ -360,6 +360,7 @@ fn save_checkpoint<T: Task>(
         train_shards: opts.train_shards.clone(),
         checksum: None,
         rollbacks: state.rollbacks,
+        task_info: task.info(),
     };
     let host = CheckpointState {
         params: download(&state.params)?,

@@ -8,20 +8,25 @@ use crate::common::{lmtrain, metrics, repo, run_err, run_ok};
 /// A dataset of 3 train and 1 validation Hopper episodes from the shipped expert, in `dir`.
 fn tiny_dataset(dir: &Path) -> PathBuf {
     let out = dir.join("hopper-data");
-    run_ok(lmtrain().args([
-        "expert",
-        "collect",
-        "--expert",
-        &repo().join("data/experts/hopper.safetensors").display().to_string(),
-        "--episodes",
-        "3",
-        "--val-episodes",
-        "1",
-        "--seed",
-        "0",
-        "--out",
-        &out.display().to_string(),
-    ]));
+    run_ok(
+        lmtrain().args([
+            "expert",
+            "collect",
+            "--expert",
+            &repo()
+                .join("data/experts/hopper.safetensors")
+                .display()
+                .to_string(),
+            "--episodes",
+            "3",
+            "--val-episodes",
+            "1",
+            "--seed",
+            "0",
+            "--out",
+            &out.display().to_string(),
+        ]),
+    );
     out
 }
 
@@ -73,11 +78,21 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
             .map(|r| r["train_loss"].as_f64().unwrap())
             .unwrap()
     };
-    assert!(loss(&rows, 40) < 0.5 * loss(&rows, 1), "the BC loss did not fall");
+    assert!(
+        loss(&rows, 40) < 0.5 * loss(&rows, 1),
+        "the BC loss did not fall"
+    );
     for step in [20u64, 40] {
         let r = rows.iter().find(|r| r["step"] == step).unwrap();
         for w in ["raw", "ema"] {
-            for k in ["return_mean", "return_std", "return_min", "length_mean", "fell", "action_err"] {
+            for k in [
+                "return_mean",
+                "return_std",
+                "return_min",
+                "length_mean",
+                "fell",
+                "action_err",
+            ] {
                 let key = format!("rollout_{k}_{w}");
                 assert!(r.get(&key).is_some(), "step {step} lacks {key}: {r}");
             }
@@ -112,11 +127,47 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
             })
             .collect()
     };
-    assert_eq!(strip(metrics(&split)), strip(rows));
+    assert_eq!(strip(metrics(&split)), strip(rows.clone()));
     assert_eq!(
         std::fs::read_to_string(split.join("rollouts.jsonl")).unwrap(),
         lines
     );
+
+    // `lmtrain rollout` on the checkpoint alone reproduces the run's last EMA evaluation.
+    let out = run_ok(lmtrain().args([
+        "rollout",
+        "--checkpoint",
+        &full.display().to_string(),
+        "--ema",
+        "--episodes",
+        "2",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| r.get("rollout_return_mean_ema").is_some())
+        .unwrap();
+    assert_eq!(
+        summary["rollout_return_mean_ema"],
+        last["rollout_return_mean_ema"]
+    );
+    assert_eq!(
+        summary["rollout_action_err_ema"],
+        last["rollout_action_err_ema"]
+    );
+    // Sampling and export refuse a policy with a message that points at rollout.
+    for args in [
+        vec!["sample", "--prompt", "x", "--checkpoint"],
+        vec!["export", "--out", "/nonexistent", "--checkpoint"],
+    ] {
+        let err = run_err(lmtrain().args(&args).arg(&full));
+        assert!(
+            err.contains("behaviour-cloning") && err.contains("lmtrain rollout"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -143,14 +194,20 @@ fn bc_config_errors_name_the_key_and_the_fix() {
             .args(tiny_args(&data, tmp.path(), "e3"))
             .args(["--set", "eval.rollout_seed=2"]),
     );
-    assert!(err.contains("eval.rollout_seed") && err.contains("episode 2"), "{err}");
+    assert!(
+        err.contains("eval.rollout_seed") && err.contains("episode 2"),
+        "{err}"
+    );
     // More episodes than the data holds.
     let err = run_err(
         lmtrain()
             .args(tiny_args(&data, tmp.path(), "e4"))
             .args(["--set", "data.episodes=7"]),
     );
-    assert!(err.contains("data.episodes = 7") && err.contains("3 episodes"), "{err}");
+    assert!(
+        err.contains("data.episodes = 7") && err.contains("3 episodes"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -386,6 +386,7 @@ fn fake_checkpoint(dir: &Path, format: &str, version: u32) -> PathBuf {
         train_shards: Vec::new(),
         checksum: None,
         rollbacks: 0,
+        task_info: serde_json::Value::Null,
     };
     checkpoint::save(dir, &specs, &state, &meta).unwrap()
 }

@@ -1,0 +1,101 @@
+//! `lmtrain rollout --checkpoint RUN_DIR [--ema] --episodes N`: a BC checkpoint's policy rolled
+//! out outside training, from the checkpoint alone (its config, observation normalisation and
+//! recorded environment); the expert it recorded scores the action error when still present.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::normalize::ObsNorm;
+use super::policy::MlpPolicy;
+use super::rollout::{self, Rollout, RolloutSpec};
+use super::task::BcInfo;
+use crate::config::{BcConfig, TaskKind};
+use crate::rl::environment;
+use crate::rl::policy::ActionMap;
+use crate::train::checkpoint;
+
+/// What to roll out.
+pub struct RolloutRequest<'a> {
+    pub checkpoint: &'a Path,
+    pub ema: bool,
+    pub episodes: usize,
+    /// First reset seed; default the run's `eval.rollout_seed`.
+    pub seed: Option<u64>,
+    /// Steps per episode at most; default the run's `eval.horizon`.
+    pub horizon: Option<usize>,
+}
+
+/// The episodes, the metrics (as in metrics.jsonl, keys suffixed `_raw` or `_ema`) and a line
+/// describing the source.
+pub struct RolloutReport {
+    pub episodes: Vec<Rollout>,
+    pub metrics: Vec<(String, f64)>,
+    pub description: String,
+}
+
+pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
+    let path = checkpoint::resolve(req.checkpoint)?;
+    let meta = checkpoint::read_meta(&path)?;
+    if crate::config::kind_of_text(&meta.config) != TaskKind::Bc {
+        bail!(
+            "{} is a language-model checkpoint: rollout evaluates behaviour-cloning policies; sample from it with `lmtrain sample`",
+            path.display()
+        );
+    }
+    let config: BcConfig = toml::from_str(&meta.config)
+        .with_context(|| format!("{}: the stored BC config is unreadable", path.display()))?;
+    let info: BcInfo = serde_json::from_value(meta.task_info.clone()).map_err(|e| {
+        anyhow!(
+            "{}: the checkpoint does not record its environment ({e})",
+            path.display()
+        )
+    })?;
+    let env = environment::make(&info.env)?;
+    let (low, high) = env.action_bounds();
+    let policy = MlpPolicy::new(
+        &config.policy,
+        info.obs_dim,
+        ActionMap::from_bounds(&low, &high),
+    );
+    let (meta, state) = checkpoint::load(&path, Some(policy.specs()))?;
+    let params = if req.ema {
+        state.ema.ok_or_else(|| {
+            anyhow!(
+                "{} has no EMA weights (ema.enabled was false); drop --ema",
+                path.display()
+            )
+        })?
+    } else {
+        state.params
+    };
+    let norm = ObsNorm::from_buffers(&state.buffers)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let expert = match info.expert.as_deref().map(Path::new) {
+        Some(p) if p.is_file() => Some(crate::rl::expert_file::load(p)?.1),
+        _ => None,
+    };
+    let first = req.seed.unwrap_or(config.eval.rollout_seed);
+    let spec = RolloutSpec {
+        env_id: info.env.clone(),
+        seeds: (0..req.episodes as u64).map(|k| first + k).collect(),
+        horizon: req.horizon.unwrap_or(config.eval.horizon),
+        norm,
+        expert,
+    };
+    let weights = if req.ema { "ema" } else { "raw" };
+    let episodes = rollout::rollouts(&spec, &policy, &params)?;
+    let metrics = rollout::metrics(&episodes, weights, info.action_dim, spec.expert.is_some());
+    Ok(RolloutReport {
+        episodes,
+        metrics,
+        description: format!(
+            "{} weights of {} (step {}), {} from reset seeds {first}.., horizon {}",
+            if req.ema { "EMA" } else { "raw" },
+            path.display(),
+            meta.step,
+            info.env,
+            spec.horizon
+        ),
+    })
+}
