@@ -3,6 +3,8 @@
 //! evaluated in closed loop by rollouts.
 
 pub mod dataset;
+pub mod linear;
+pub mod minibatch;
 pub mod normalize;
 pub mod policy;
 pub mod rollout;

@@ -12,7 +12,7 @@ use super::normalize::ObsNorm;
 use super::policy::MlpPolicy;
 use super::rollout::RolloutSpec;
 use super::task::{BcInfo, BcTask, Pairs, RolloutEval};
-use crate::config::BcConfig;
+use crate::config::{BcConfig, BcDataConfig};
 use crate::device::{choose_device, DeviceChoice};
 use crate::rl::environment;
 use crate::rl::policy::ActionMap;
@@ -35,8 +35,8 @@ pub fn resolve_bc_request(req: &TrainRequest) -> Result<(BcConfig, String)> {
 
 /// The dataset's expert file: `data.expert`, else the path `dataset.json` names, taken as given
 /// and then against the dataset's directory.
-fn expert_path(config: &BcConfig, info: &DatasetInfo, info_path: &Path) -> Result<PathBuf> {
-    if let Some(p) = &config.data.expert {
+fn expert_path(data: &BcDataConfig, info: &DatasetInfo, info_path: &Path) -> Result<PathBuf> {
+    if let Some(p) = &data.expert {
         return Ok(PathBuf::from(p));
     }
     let named = PathBuf::from(&info.expert);
@@ -101,12 +101,81 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
 
-    let train_split = dataset::read_split(&config.data.train_glob, config.data.episodes)?;
-    let val_split = dataset::read_split(&config.data.val_glob, None)?;
+    let mut header = vec![
+        format!("== {} ==", build_info()),
+        format!("run directory: {}", run_dir.display()),
+        format!("device: {}", chosen.description),
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    let finish_header = |mut header: Vec<String>| -> Result<()> {
+        match &resume_from {
+            Some(p) => header.push(format!("resuming from {}", p.display())),
+            None => header.push("starting from scratch".into()),
+        }
+        header.push("resolved config:".into());
+        header.extend(config.to_toml()?.lines().map(|l| format!("  {l}")));
+        write_header(&run_dir, &header)
+    };
+    let opts = |shards: Vec<String>| -> Result<TrainOptions> {
+        Ok(TrainOptions {
+            run_dir: run_dir.clone(),
+            config: config.loop_config()?,
+            device: chosen.device.clone(),
+            resume_from: resume_from.clone(),
+            tokenizer_hash: String::new(),
+            train_shards: shards,
+            stop: stop.clone(),
+        })
+    };
+    let outcome = match (&config.data, &config.linear) {
+        (Some(data), _) => {
+            let (mut task, lines, shards) = expert_task(&config, data, &run_dir)?;
+            if let Some(ckpt) = &resume_from {
+                let saved = checkpoint::read_meta(ckpt)?.train_shards;
+                if !saved.is_empty() && saved != shards && !req.accept_data_change {
+                    bail!(
+                        "incompatible: the BC shards changed since {} was written; restore them, or resume with --accept-data-change",
+                        ckpt.display()
+                    );
+                }
+            }
+            header.extend(lines);
+            finish_header(header)?;
+            train(&mut task, opts(shards)?)?
+        }
+        (None, Some(linear)) => {
+            let mut task = super::linear::LinearTask::new(
+                linear,
+                &config.eval,
+                config.train.batch_size,
+                config.train.seed,
+            )?;
+            header.extend(task.describe());
+            finish_header(header)?;
+            train(&mut task, opts(Vec::new())?)?
+        }
+        (None, None) => bail!("a BC config needs [data] or [linear]"),
+    };
+    Ok((run_dir, outcome))
+}
+
+/// The expert-data task: shards, normalisation, policy, expert and rollout starts. Returns the
+/// task, header lines for train.log and the data files (recorded in checkpoints).
+fn expert_task(
+    config: &BcConfig,
+    data: &BcDataConfig,
+    run_dir: &Path,
+) -> Result<(BcTask, Vec<String>, Vec<String>)> {
+    let train_split = dataset::read_split(&data.train_glob, data.episodes)?;
+    let val_split = dataset::read_split(&data.val_glob, None)?;
     if (val_split.obs_dim, val_split.action_dim) != (train_split.obs_dim, train_split.action_dim) {
         bail!(
             "the validation shards ({}) hold obs/action widths {:?}, the train shards {:?}: they are not the same dataset",
-            config.data.val_glob,
+            data.val_glob,
             (val_split.obs_dim, val_split.action_dim),
             (train_split.obs_dim, train_split.action_dim)
         );
@@ -143,7 +212,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             info.seed + info.episodes.len() as u64
         );
     }
-    let expert_file = expert_path(&config, &info, &info_path)?;
+    let expert_file = expert_path(data, &info, &info_path)?;
     let (expert_env, expert) = crate::rl::expert_file::load(&expert_file)?;
     if expert_env != info.env {
         bail!(
@@ -159,11 +228,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         .iter()
         .flat_map(|e| e.obs.iter().copied())
         .collect();
-    let norm = ObsNorm::fit(
-        &all_train_obs,
-        train_split.obs_dim,
-        config.data.obs_std_floor,
-    )?;
+    let norm = ObsNorm::fit(&all_train_obs, train_split.obs_dim, data.obs_std_floor)?;
     let policy = MlpPolicy::new(&config.policy, train_split.obs_dim, map);
     let used_returns: Vec<f64> = train_split
         .episodes
@@ -172,24 +237,22 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         .map(|i| i.ret)
         .collect();
 
-    let mut header = vec![
-        format!("== {} ==", build_info()),
-        format!("behaviour cloning on {} | run directory {}", info.env, run_dir.display()),
-        format!("device: {}", chosen.description),
+    let lines = vec![
+        format!("behaviour cloning on {}", info.env),
         policy.describe(&config.policy),
         format!(
             "data: {} train episodes ({} pairs, expert return {:.1} on average) from {}; {} validation episodes ({} pairs)",
             train_split.episodes.len(),
             train_split.samples(),
             used_returns.iter().sum::<f64>() / used_returns.len().max(1) as f64,
-            config.data.train_glob,
+            data.train_glob,
             val_split.episodes.len(),
             val_split.samples()
         ),
         format!(
             "observations normalised by the train episodes' mean and deviation (floor {}); {} of {} dimensions at the floor",
-            config.data.obs_std_floor,
-            norm.std.iter().filter(|&&s| s as f64 <= config.data.obs_std_floor).count(),
+            data.obs_std_floor,
+            norm.std.iter().filter(|&&s| s as f64 <= data.obs_std_floor).count(),
             norm.std.len()
         ),
         format!(
@@ -201,19 +264,6 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             expert_file.display()
         ),
     ];
-    match &resume_from {
-        Some(p) => header.push(format!("resuming from {}", p.display())),
-        None => header.push("starting from scratch".into()),
-    }
-    header.push("resolved config:".into());
-    header.extend(config.to_toml()?.lines().map(|l| format!("  {l}")));
-    write_header(&run_dir, &header)?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .context("cannot install the SIGINT/SIGTERM handler")?;
-    }
     let train_pairs = pairs(&train_split, &norm);
     let val_pairs = pairs(&val_split, &norm);
     let mut task = BcTask::new(
@@ -249,24 +299,5 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         .map(|p| p.display().to_string())
         .collect();
     shards.extend(val_split.files.iter().map(|p| p.display().to_string()));
-    if let Some(ckpt) = &resume_from {
-        let saved = checkpoint::read_meta(ckpt)?.train_shards;
-        if !saved.is_empty() && saved != shards && !req.accept_data_change {
-            bail!(
-                "incompatible: the BC shards changed since {} was written; restore them, or resume with --accept-data-change",
-                ckpt.display()
-            );
-        }
-    }
-    let opts = TrainOptions {
-        run_dir: run_dir.clone(),
-        config: config.loop_config()?,
-        device: chosen.device,
-        resume_from,
-        tokenizer_hash: String::new(),
-        train_shards: shards,
-        stop,
-    };
-    let outcome = train(&mut task, opts)?;
-    Ok((run_dir, outcome))
+    Ok((task, lines, shards))
 }

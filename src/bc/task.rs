@@ -2,17 +2,16 @@
 //! action) pairs, the same loss on the validation episodes, and rollouts of the raw and EMA
 //! policies as the long-horizon evaluation.
 //!
-//! Minibatches walk a permutation of all train pairs, drawn afresh each epoch from (seed,
-//! epoch), so the cursor `{epoch, position}` is all a checkpoint needs for an exact resume.
+//! Minibatches come from [`Minibatches`]: a cursor `{epoch, position}` is all a checkpoint needs
+//! for an exact resume.
 
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::minibatch::{BcCursor, Minibatches};
 use super::normalize::ObsNorm;
 use super::policy::MlpPolicy;
 use super::rollout::{self, RolloutSpec};
@@ -39,7 +38,7 @@ impl Pairs {
     }
 
     /// Rows `idx` as a `[B, obs_dim]` and a `[B, A]` tensor.
-    fn batch(&self, idx: impl Iterator<Item = usize>, device: &Device) -> BcBatch {
+    pub fn batch(&self, idx: impl Iterator<Item = usize>, device: &Device) -> BcBatch {
         let (mut o, mut a) = (Vec::new(), Vec::new());
         let mut b = 0;
         for i in idx {
@@ -60,14 +59,6 @@ pub struct BcBatch {
     pub actions: Tensor<2>,
 }
 
-/// Where the minibatch stream stands.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BcCursor {
-    pub epoch: u64,
-    /// Pairs of this epoch's permutation already used.
-    pub position: u64,
-}
-
 /// The rollout evaluation and where it logs.
 pub struct RolloutEval {
     pub spec: RolloutSpec,
@@ -81,11 +72,7 @@ pub struct BcTask {
     train: Pairs,
     val: Pairs,
     batch_size: usize,
-    seed: u64,
-    cursor: BcCursor,
-    /// This epoch's permutation (rebuilt when the epoch changes).
-    order: Vec<usize>,
-    order_epoch: Option<u64>,
+    batches: Minibatches,
     rollouts: Option<RolloutEval>,
     /// Recorded in checkpoints ([`BcInfo`]).
     info: serde_json::Value,
@@ -114,13 +101,10 @@ impl BcTask {
         Self {
             policy,
             norm,
+            batches: Minibatches::new(train.len(), seed),
             train,
             val,
             batch_size,
-            seed,
-            cursor: BcCursor::default(),
-            order: Vec::new(),
-            order_epoch: None,
             rollouts: None,
             info: serde_json::Value::Null,
         }
@@ -134,20 +118,6 @@ impl BcTask {
     pub fn with_rollouts(mut self, r: RolloutEval) -> Self {
         self.rollouts = Some(r);
         self
-    }
-
-    fn permutation(&mut self) -> &[usize] {
-        if self.order_epoch != Some(self.cursor.epoch) {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::train::step::step_seed(
-                self.seed,
-                self.cursor.epoch,
-                0xBC,
-            ));
-            self.order = (0..self.train.len()).collect();
-            self.order.shuffle(&mut rng);
-            self.order_epoch = Some(self.cursor.epoch);
-        }
-        &self.order
     }
 }
 
@@ -163,19 +133,7 @@ impl Task for BcTask {
     }
 
     fn next_batch(&mut self, device: &Device) -> Result<BcBatch> {
-        let n = self.train.len();
-        let mut idx = Vec::with_capacity(self.batch_size);
-        while idx.len() < self.batch_size {
-            if self.cursor.position as usize >= n {
-                self.cursor.epoch += 1;
-                self.cursor.position = 0;
-            }
-            let start = self.cursor.position as usize;
-            let take = (self.batch_size - idx.len()).min(n - start);
-            let order = self.permutation();
-            idx.extend_from_slice(&order[start..start + take]);
-            self.cursor.position += take as u64;
-        }
+        let idx = self.batches.next(self.batch_size);
         Ok(self.train.batch(idx.into_iter(), device))
     }
 
@@ -253,11 +211,11 @@ impl Task for BcTask {
     }
 
     fn cursor(&self) -> serde_json::Value {
-        serde_json::to_value(self.cursor).unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(self.batches.cursor).unwrap_or(serde_json::Value::Null)
     }
 
     fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()> {
-        self.cursor = serde_json::from_value(cursor.clone())
+        self.batches.cursor = serde_json::from_value::<BcCursor>(cursor.clone())
             .map_err(|e| anyhow!("the checkpoint's BC data cursor is malformed: {e}"))?;
         Ok(())
     }

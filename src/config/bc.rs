@@ -26,7 +26,12 @@ pub struct BcConfig {
     #[serde(default = "default_device")]
     pub device: String,
     pub task: TaskConfig,
-    pub data: BcDataConfig,
+    /// Expert shards to clone (absent for the linear-system testbed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BcDataConfig>,
+    /// The paper's linear-system testbed instead of expert shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearConfig>,
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default = "bc_optim")]
@@ -50,6 +55,7 @@ fn default_device() -> String {
 /// AdamW at 1e-3, (0.9, 0.999), no weight decay, clipping at 1.0.
 pub fn bc_optim() -> OptimConfig {
     OptimConfig {
+        kind: Default::default(),
         lr: 1e-3,
         beta1: 0.9,
         beta2: 0.999,
@@ -140,6 +146,51 @@ pub enum PolicyKind {
     /// A fully connected network on the current observation.
     #[default]
     Mlp,
+    /// u = K x, no bias, no squash: the linear-system testbed's policy.
+    Linear,
+}
+
+/// `[linear]`: the paper's theory vignette (Block et al. 2024, §3): x_{t+1} = A x_t + u_t with
+/// the expert u = K* x, A + K* orthogonal (marginally stable), expert labels with Gaussian noise.
+/// The data are generated in memory from `system_seed` and `train.seed`;
+/// `../shared/reference/linear_gva_toy.py` is the numpy original.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConfig {
+    /// State (and control) dimension d.
+    #[serde(default = "default_linear_dim")]
+    pub dim: usize,
+    /// Standard deviation of the label noise added to each expert action coordinate.
+    #[serde(default = "default_linear_noise")]
+    pub noise: f64,
+    /// Training pairs (x ~ N(0, I), noisy u), generated once.
+    #[serde(default = "default_linear_samples")]
+    pub samples: usize,
+    /// Validation pairs for the BC loss.
+    #[serde(default = "default_linear_val_samples")]
+    pub val_samples: usize,
+    /// Scale of A's Gaussian entries (A = scale·N(0, 1)^{d×d}; K* = Q − A).
+    #[serde(default = "default_linear_a_scale")]
+    pub a_scale: f64,
+    /// Seed of the system (Q, A) and of the rollouts' fixed unit-norm start x₀.
+    #[serde(default)]
+    pub system_seed: u64,
+}
+
+fn default_linear_dim() -> usize {
+    8
+}
+fn default_linear_noise() -> f64 {
+    0.5
+}
+fn default_linear_samples() -> usize {
+    200_000
+}
+fn default_linear_val_samples() -> usize {
+    512
+}
+fn default_linear_a_scale() -> f64 {
+    0.3
 }
 
 /// The hidden layers' nonlinearity.
@@ -202,6 +253,10 @@ pub struct BcEvalConfig {
     /// collection seeds (checked at start).
     #[serde(default = "default_rollout_seed")]
     pub rollout_seed: u64,
+    /// The linear testbed's rollout horizons H: `rollout_cost_h<H>_<weights>` is the mean of
+    /// ‖x_t‖² over t = 1..H from the fixed start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub horizons: Vec<usize>,
 }
 
 fn default_val_every() -> u64 {
@@ -228,6 +283,7 @@ impl Default for BcEvalConfig {
             rollouts: default_rollouts(),
             horizon: default_horizon(),
             rollout_seed: default_rollout_seed(),
+            horizons: Vec::new(),
         }
     }
 }
@@ -242,10 +298,12 @@ impl BcConfig {
             format!("in config file {} (after --set overrides)", file.display())
         })?;
         let r = |v: &str| super::load::resolve_against_file(file, v);
-        config.data.train_glob = r(&config.data.train_glob)?;
-        config.data.val_glob = r(&config.data.val_glob)?;
-        if let Some(e) = &config.data.expert {
-            config.data.expert = Some(r(e)?);
+        if let Some(data) = config.data.as_mut() {
+            data.train_glob = r(&data.train_glob)?;
+            data.val_glob = r(&data.val_glob)?;
+            if let Some(e) = &data.expert {
+                data.expert = Some(r(e)?);
+            }
         }
         config.train.out_dir = r(&config.train.out_dir)?;
         Ok((config, name))
@@ -270,10 +328,39 @@ impl BcConfig {
         if self.task.kind != TaskKind::Bc {
             bail!("task.kind must be \"bc\" in a behaviour-cloning config");
         }
-        if let Some(n) = self.data.episodes {
-            check_int("data.episodes", n as u64)?;
+        match (&self.data, &self.linear) {
+            (Some(data), None) => {
+                if let Some(n) = data.episodes {
+                    check_int("data.episodes", n as u64)?;
+                }
+                check("data.obs_std_floor", data.obs_std_floor)?;
+                if self.policy.kind != PolicyKind::Mlp {
+                    bail!("policy.kind = \"linear\" is the linear testbed's policy; clone expert data with policy.kind = \"mlp\"");
+                }
+            }
+            (None, Some(l)) => {
+                check_int("linear.dim", l.dim as u64)?;
+                check("linear.noise", l.noise)?;
+                check_int("linear.samples", l.samples as u64)?;
+                check_int("linear.val_samples", l.val_samples as u64)?;
+                check("linear.a_scale", l.a_scale)?;
+                if self.policy.kind != PolicyKind::Linear {
+                    bail!("the linear testbed ([linear]) fits a linear policy: set policy.kind = \"linear\"");
+                }
+                if self.eval.horizons.is_empty() {
+                    bail!("the linear testbed needs eval.horizons, e.g. [10, 100]");
+                }
+                for &h in &self.eval.horizons {
+                    check_int("eval.horizons", h as u64)?;
+                }
+            }
+            (Some(_), Some(_)) => bail!(
+                "a BC config has [data] (expert shards) or [linear] (the linear-system testbed), not both"
+            ),
+            (None, None) => bail!(
+                "a BC config needs [data] with train_glob and val_glob (shards from `lmtrain expert collect`), or [linear] for the linear-system testbed"
+            ),
         }
-        check("data.obs_std_floor", self.data.obs_std_floor)?;
         if self.policy.hidden.is_empty() {
             bail!("policy.hidden is empty: give at least one hidden width, e.g. [256, 256, 256]");
         }

@@ -10,7 +10,9 @@ pub mod ranges;
 mod schema;
 mod task;
 
-pub use bc::{BcConfig, BcDataConfig, BcEvalConfig, PolicyActivation, PolicyConfig, PolicyKind};
+pub use bc::{
+    BcConfig, BcDataConfig, BcEvalConfig, LinearConfig, PolicyActivation, PolicyConfig, PolicyKind,
+};
 pub use expert::{
     EnvConfig, ExpertConfig, SacCheckpointConfig, SacConfig, SacEvalConfig, SacTrainConfig,
 };

@@ -137,6 +137,12 @@ pub const RULES: &[Rule] = &[
     rule("policy.hidden", AT_LEAST_ONE, " (each width)"),
     rule("eval.rollouts", AT_LEAST_ONE, ""),
     rule("eval.horizon", AT_LEAST_ONE, ""),
+    rule("eval.horizons", AT_LEAST_ONE, " (each horizon)"),
+    rule("linear.dim", AT_LEAST_ONE, ""),
+    rule("linear.noise", NON_NEGATIVE, ""),
+    rule("linear.samples", AT_LEAST_ONE, ""),
+    rule("linear.val_samples", AT_LEAST_ONE, ""),
+    rule("linear.a_scale", NON_NEGATIVE, ""),
     // The expert (SAC) config.
     rule("sac.total_steps", AT_LEAST_ONE, ""),
     rule("sac.batch_size", AT_LEAST_ONE, ""),

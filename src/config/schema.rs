@@ -107,9 +107,24 @@ fn default_tokenizer_docs() -> usize {
     50_000
 }
 
+/// `optim.kind`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimKind {
+    /// AdamW with decoupled weight decay (`torch.optim.AdamW`).
+    #[default]
+    Adamw,
+    /// Plain SGD, no momentum: θ ← θ − lr·g (weight decay still decoupled). The paper's theory
+    /// and its linear-system vignette use it; beta1, beta2 and eps are then unused.
+    Sgd,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
+    /// "adamw" (the default) or "sgd".
+    #[serde(default)]
+    pub kind: OptimKind,
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
@@ -123,6 +138,7 @@ pub struct OptimConfig {
 impl Default for OptimConfig {
     fn default() -> Self {
         Self {
+            kind: OptimKind::Adamw,
             lr: 6e-4,
             beta1: 0.9,
             beta2: 0.95,

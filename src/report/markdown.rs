@@ -340,6 +340,10 @@ fn definitions(trend_window: usize) -> String {
     for (name, meaning) in ROLLOUT_METRICS {
         let _ = writeln!(d, "- `{name}`: {meaning}");
     }
+    d.push_str(
+        "- `cost_h<H>` (the linear-system testbed): mean of ‖x_t‖² over t = 1..H from a fixed \
+         unit start under the policy's closed loop (the expert's is 1)\n",
+    );
     d
 }
 

@@ -164,7 +164,11 @@ impl Quantity {
                     .iter()
                     .position(|(name, _)| name == metric)
                     .unwrap_or(ROLLOUT_METRICS.len());
-                (3, 0, 0, rank, metric.as_str(), None)
+                let horizon = metric
+                    .strip_prefix("cost_h")
+                    .and_then(|h| h.parse().ok())
+                    .unwrap_or(0);
+                (3, horizon, 0, rank, metric.as_str(), None)
             }
         }
     }
@@ -209,17 +213,18 @@ pub fn parse_key(key: &str) -> Option<(Quantity, Weights)> {
         return Some((Quantity::PositionLoss { lo, hi }, weights));
     }
     if let Some(metric) = rest.strip_prefix("rollout_") {
-        return ROLLOUT_METRICS
-            .iter()
-            .any(|(name, _)| *name == metric)
-            .then(|| {
-                (
-                    Quantity::Rollout {
-                        metric: metric.to_string(),
-                    },
-                    weights,
-                )
-            });
+        // The linear testbed's `cost_h<H>`, and the rollout metrics of the expert tasks.
+        let cost = metric
+            .strip_prefix("cost_h")
+            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit()));
+        return (cost || ROLLOUT_METRICS.iter().any(|(name, _)| *name == metric)).then(|| {
+            (
+                Quantity::Rollout {
+                    metric: metric.to_string(),
+                },
+                weights,
+            )
+        });
     }
     let body = rest.strip_prefix("gen_")?;
     let (metric, mode) = if let Some(metric) = body.strip_suffix("_greedy") {
@@ -302,6 +307,13 @@ mod tests {
                 Weights::Ema,
             ),
             (
+                "rollout_cost_h100_ema",
+                Quantity::Rollout {
+                    metric: "cost_h100".into(),
+                },
+                Weights::Ema,
+            ),
+            (
                 "rollout_action_err_raw",
                 Quantity::Rollout {
                     metric: "action_err".into(),
@@ -333,6 +345,8 @@ mod tests {
             "val_loss_pos_0_raw",
             "rollout_return_std_raw",
             "rollout_unknown_raw",
+            "rollout_cost_h_raw",
+            "rollout_cost_hx_raw",
         ] {
             assert_eq!(parse_key(key), None, "{key}");
         }

@@ -248,6 +248,7 @@ pub struct UpdateStats {
 fn adam(lr: f64) -> OptimConfig {
     // torch.optim.Adam's defaults, which CleanRL keeps; no weight decay.
     OptimConfig {
+        kind: Default::default(),
         lr,
         beta1: 0.9,
         beta2: 0.999,

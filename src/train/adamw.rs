@@ -1,10 +1,11 @@
 //! AdamW with decoupled weight decay, written out so that its state is plain tensors the
 //! checkpoint can save in f32, and so that decay applies only to parameters whose spec says so.
-//! The arithmetic follows `torch.optim.AdamW` (foreach=False) step for step.
+//! The arithmetic follows `torch.optim.AdamW` (foreach=False) step for step. `optim.kind =
+//! "sgd"` takes plain SGD steps instead and leaves the moments at zero.
 
 use burn::tensor::Tensor;
 
-use crate::config::OptimConfig;
+use crate::config::{OptimConfig, OptimKind};
 use crate::model::ParamSpec;
 
 /// First and second moments, one pair per parameter.
@@ -32,6 +33,16 @@ impl AdamW {
         lr: f64,
         c: &OptimConfig,
     ) {
+        if c.kind == OptimKind::Sgd {
+            for i in 0..params.len() {
+                let mut p = params[i].clone();
+                if specs[i].decay && c.weight_decay > 0.0 {
+                    p = p * (1.0 - lr * c.weight_decay);
+                }
+                params[i] = p - grads[i].clone() * lr;
+            }
+            return;
+        }
         let bc1 = 1.0 - c.beta1.powi(t as i32);
         let bc2 = 1.0 - c.beta2.powi(t as i32);
         let step_size = lr / bc1;
@@ -62,6 +73,7 @@ mod tests {
     fn matches_the_reference_formula() {
         let d = Device::flex();
         let c = OptimConfig {
+            kind: OptimKind::Adamw,
             lr: 0.1,
             beta1: 0.9,
             beta2: 0.99,
@@ -116,5 +128,35 @@ mod tests {
         );
         let got: f32 = p[0].clone().into_scalar();
         assert_eq!(got, 2.0);
+    }
+
+    /// SGD: θ ← θ(1 − lr·wd) − lr·g for decayed parameters, θ − lr·g for the rest; moments
+    /// untouched.
+    #[test]
+    fn sgd_takes_plain_gradient_steps() {
+        let d = Device::flex();
+        let c = OptimConfig {
+            kind: OptimKind::Sgd,
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..OptimConfig::default()
+        };
+        let specs = vec![ParamSpec::new("w", &[1, 1]), ParamSpec::new("b", &[1])];
+        let mut p = vec![
+            Tensor::<1>::from_floats([1.0], &d),
+            Tensor::<1>::from_floats([2.0], &d),
+        ];
+        let mut opt = AdamW::zeros_like(&p);
+        let g = [
+            Tensor::<1>::from_floats([0.5], &d),
+            Tensor::<1>::from_floats([-1.0], &d),
+        ];
+        opt.step(&mut p, &g, &specs, 1, 0.1, &c);
+        let w: f32 = p[0].clone().into_scalar();
+        let b: f32 = p[1].clone().into_scalar();
+        assert!((w - (1.0 * 0.95 - 0.05)).abs() < 1e-7, "{w}");
+        assert!((b - 2.1).abs() < 1e-7, "{b}");
+        let m: f32 = opt.m[0].clone().into_scalar();
+        assert_eq!(m, 0.0);
     }
 }

@@ -224,6 +224,7 @@ fn ten_optimizer_steps_match_pytorch() {
             tokenizer_docs: 1,
         },
         optim: OptimConfig {
+            kind: Default::default(),
             lr: fx.f("lr"),
             beta1: fx.f("beta1"),
             beta2: fx.f("beta2"),

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "mujoco")]
 mod bc;
+mod bc_linear;
 mod bench_cli;
 mod cases;
 mod cli_errors;
