@@ -42,9 +42,10 @@ fn orthogonalize(m: &[f64], d: usize) -> Result<Matrix> {
         .collect();
     for j in 0..d {
         for k in 0..j {
-            let dot: f64 = (0..d).map(|i| cols[j][i] * cols[k][i]).sum();
-            for i in 0..d {
-                cols[j][i] -= dot * cols[k][i];
+            let ck = cols[k].clone();
+            let dot: f64 = cols[j].iter().zip(&ck).map(|(a, b)| a * b).sum();
+            for (v, c) in cols[j].iter_mut().zip(&ck) {
+                *v -= dot * c;
             }
         }
         let norm = cols[j].iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -320,8 +321,8 @@ mod tests {
                 .map(|&v| v as f64)
                 .collect();
             let u = mat_vec(&s.k_star, &x);
-            for i in 0..6 {
-                assert!((u[i] - p.actions[r * 6 + i] as f64).abs() < 1e-5);
+            for (i, ui) in u.iter().enumerate() {
+                assert!((ui - p.actions[r * 6 + i] as f64).abs() < 1e-5);
             }
         }
     }
