@@ -463,6 +463,15 @@ fn rollout_command(args: RolloutArgs) -> Result<()> {
     for (k, v) in &report.metrics {
         eprintln!("{k}: {v:.4}");
     }
+    let steps: usize = report.episodes.iter().map(|e| e.length).sum();
+    eprintln!(
+        "{} episodes, {steps} environment steps in {:.2} s on {} threads: {:.1} rollouts/s, {:.0} env steps/s (policy and expert forwards included)",
+        report.episodes.len(),
+        report.seconds,
+        rayon::current_num_threads(),
+        report.episodes.len() as f64 / report.seconds.max(1e-9),
+        steps as f64 / report.seconds.max(1e-9)
+    );
     Ok(())
 }
 

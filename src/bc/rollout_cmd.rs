@@ -32,6 +32,8 @@ pub struct RolloutReport {
     pub episodes: Vec<Rollout>,
     pub metrics: Vec<(String, f64)>,
     pub description: String,
+    /// Wall time of the rollouts alone (loading excluded), seconds.
+    pub seconds: f64,
 }
 
 pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
@@ -45,12 +47,16 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
     }
     let config: BcConfig = toml::from_str(&meta.config)
         .with_context(|| format!("{}: the stored BC config is unreadable", path.display()))?;
-    let info: BcInfo = serde_json::from_value(meta.task_info.clone()).map_err(|e| {
-        anyhow!(
-            "{}: the checkpoint does not record its environment ({e})",
-            path.display()
-        )
-    })?;
+    let info: BcInfo = match serde_json::from_value(meta.task_info.clone()) {
+        Ok(info) => info,
+        // Early version-3 files recorded no task info: the dataset still says the environment.
+        Err(e) => info_from_data(&config).with_context(|| {
+            format!(
+                "{}: the checkpoint does not record its environment ({e}), and its data does not say",
+                path.display()
+            )
+        })?,
+    };
     let env = environment::make(&info.env)?;
     let (low, high) = env.action_bounds();
     let policy = MlpPolicy::new(
@@ -84,11 +90,14 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
         expert,
     };
     let weights = if req.ema { "ema" } else { "raw" };
+    let start = std::time::Instant::now();
     let episodes = rollout::rollouts(&spec, &policy, &params)?;
+    let seconds = start.elapsed().as_secs_f64();
     let metrics = rollout::metrics(&episodes, weights, info.action_dim, spec.expert.is_some());
     Ok(RolloutReport {
         episodes,
         metrics,
+        seconds,
         description: format!(
             "{} weights of {} (step {}), {} from reset seeds {first}.., horizon {}",
             if req.ema { "EMA" } else { "raw" },
@@ -97,5 +106,22 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
             info.env,
             spec.horizon
         ),
+    })
+}
+
+/// The environment and dimensions from the run's data (its `dataset.json`).
+fn info_from_data(config: &BcConfig) -> Result<BcInfo> {
+    let data = config
+        .data
+        .as_ref()
+        .ok_or_else(|| anyhow!("the linear testbed has no environment to roll out in"))?;
+    let files = crate::data::shards::resolve_glob(&data.train_glob, Path::new("/"))?;
+    let (info, _) = super::dataset::read_info(&files)?;
+    let env = environment::make(&info.env)?;
+    Ok(BcInfo {
+        env: info.env,
+        obs_dim: env.obs_dim(),
+        action_dim: env.action_dim(),
+        expert: data.expert.clone(),
     })
 }
