@@ -2,6 +2,7 @@
 //! degeneration metrics and the butterfly horizon over token sequences, and the validity checker
 //! for the synthetic corpus. Nothing here knows about models, tensors or run directories.
 
+pub mod bootstrap;
 pub mod oscillation;
 pub mod story_check;
 pub mod text_metrics;

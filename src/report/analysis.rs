@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 
 use super::metrics_file::{MetricsFile, Series};
 use super::series_key::{parse_key, Quantity, Weights};
+use crate::eval::bootstrap::{index_interval, ratio_interval, Interval};
 use crate::eval::oscillation::{
     lag1_autocorrelation_of_differences, oscillation_index, spearman_of_differences,
 };
@@ -39,6 +40,8 @@ pub struct StatValues {
     pub lag1_autocorrelation: Option<f64>,
     /// Spearman(Δval loss, Δmetric); `None` for val loss itself.
     pub spearman_vs_val_loss: Option<f64>,
+    /// The index's 95% block-bootstrap interval ([`crate::eval::bootstrap`]).
+    pub index_ci: Option<Interval>,
 }
 
 /// One quantity's series and statistics, raw and EMA.
@@ -54,6 +57,12 @@ pub struct QuantityAnalysis {
     /// scatter plot); empty for val loss.
     pub deltas_raw: Vec<(f64, f64)>,
     pub deltas_ema: Vec<(f64, f64)>,
+    /// 95% interval of index(EMA)/index(raw), both resampled together at the evaluations both
+    /// were logged.
+    pub ema_over_raw_ci: Option<Interval>,
+    /// 95% interval of index(metric)/index(val loss), raw weights, at the evaluations both were
+    /// logged; `None` for val loss itself.
+    pub over_val_loss_ci: Option<Interval>,
 }
 
 impl QuantityAnalysis {
@@ -130,7 +139,10 @@ pub fn analyze(metrics: &MetricsFile, trend_window: usize) -> Result<RunAnalysis
                         s.clone()
                     }
                 };
+                let (r, e) = grid(&series_raw).paired_with(&grid(&series_ema));
                 return QuantityAnalysis {
+                    ema_over_raw_ci: ratio_interval(&e.values, &r.values, trend_window),
+                    over_val_loss_ci: None,
                     raw: series_stats(&grid(&series_raw), None, trend_window),
                     ema: series_stats(&grid(&series_ema), None, trend_window),
                     quantity,
@@ -140,7 +152,11 @@ pub fn analyze(metrics: &MetricsFile, trend_window: usize) -> Result<RunAnalysis
                     deltas_ema: Vec::new(),
                 };
             }
+            let (r, e) = series_raw.paired_with(&series_ema);
+            let (v, m) = val_raw.paired_with(&series_raw);
             QuantityAnalysis {
+                ema_over_raw_ci: ratio_interval(&e.values, &r.values, trend_window),
+                over_val_loss_ci: ratio_interval(&m.values, &v.values, trend_window),
                 raw: series_stats(&series_raw, Some(&val_raw), trend_window),
                 ema: series_stats(&series_ema, Some(&val_ema), trend_window),
                 deltas_raw: deltas(&val_raw, &series_raw),
@@ -176,6 +192,7 @@ fn series_stats(metric: &Series, val_loss: Option<&Series>, trend_window: usize)
             index: oscillation_index(&metric.values, trend_window),
             lag1_autocorrelation: lag1_autocorrelation_of_differences(&metric.values),
             spearman_vs_val_loss,
+            index_ci: index_interval(&metric.values, trend_window),
         }),
     }
 }

@@ -6,7 +6,7 @@ use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats, MIN_EVALUATION
 use super::metrics_file::MetricsFile;
 use super::run_info::{RunInfo, KEY_SETTINGS};
 use super::series_key::{Quantity, Weights, KNOWN_METRICS, ROLLOUT_METRICS};
-use super::verdict::{verdict_lines, EMA_SAME_BAND};
+use super::verdict::{format_interval, verdict_lines};
 
 /// One run as the report sees it.
 pub struct RunReport {
@@ -164,7 +164,11 @@ fn stats_table(run: &RunAnalysis) -> String {
     );
     for q in &run.quantities {
         let ratio = match (index_of(&q.raw), index_of(&q.ema)) {
-            (Some(raw), Some(ema)) if raw > 0.0 => format_ratio(ema / raw),
+            (Some(raw), Some(ema)) if raw > 0.0 => format!(
+                "{} {}",
+                format_ratio(ema / raw),
+                format_interval(q.ema_over_raw_ci)
+            ),
             _ => "—".to_string(),
         };
         let cell =
@@ -195,9 +199,18 @@ fn index_cell(stats: &SeriesStats) -> String {
     match stats.values {
         None if stats.evaluations == 0 => "not logged".to_string(),
         None => "too few evaluations".to_string(),
-        Some(v) => v
-            .index
-            .map_or_else(|| "undefined".to_string(), format_number),
+        Some(v) => v.index.map_or_else(
+            || "undefined".to_string(),
+            |i| match v.index_ci {
+                Some(ci) => format!(
+                    "{} [{}, {}]",
+                    format_number(i),
+                    format_number(ci.lo),
+                    format_number(ci.hi)
+                ),
+                None => format_number(i),
+            },
+        ),
     }
 }
 
@@ -313,14 +326,18 @@ fn definitions(trend_window: usize) -> String {
          - **lag-1 autocorrelation** of Δx (sample ACF);\n\
          - **Spearman** correlation between Δ(val loss) and Δ(metric) over consecutive \
          evaluations where both were logged (the paper's claim: near zero or negative).\n\n\
-         Verdict: a metric \"oscillates more than val loss\" when its raw index exceeds val \
-         loss's raw index (val loss at the same evaluations); EMA \"damped\" it when the EMA/raw \
-         index ratio is below {:.1}, \"made it oscillate more\" above {:.1}, otherwise \"left it \
-         about the same\". Series with fewer than {MIN_EVALUATIONS} evaluations are \"too few \
+         - **95% interval** (in brackets): a moving-block bootstrap over the differenced \
+         residuals (blocks of ⌈m^(1/3)⌉ consecutive differences, {} resamples, fixed seed, so a \
+         report reproduces; `src/eval/bootstrap.rs`); the two series of a ratio are resampled \
+         with the same blocks.\n\n\
+         Verdict: a metric \"oscillates more than val loss\" when the interval of its raw index \
+         over val loss's raw index (val loss at the same evaluations) lies above 1, \"less\" \
+         when it lies below 1; EMA \"damped\" it when the interval of the EMA/raw index ratio \
+         lies below 1, \"made it oscillate more\" when above; an interval that includes 1 is \
+         \"not resolved\". Series with fewer than {MIN_EVALUATIONS} evaluations are \"too few \
          evaluations\". A key absent from a row of metrics.jsonl is a missing evaluation, never 0.\n\n\
          Metrics (`gen_<metric>_<mode>_<weights>`; mode greedy or sample):\n\n",
-        1.0 - EMA_SAME_BAND,
-        1.0 + EMA_SAME_BAND
+        crate::eval::bootstrap::RESAMPLES
     );
     for (name, meaning) in KNOWN_METRICS {
         let _ = writeln!(d, "- `{name}`: {meaning}");

@@ -1,24 +1,24 @@
-//! The few sentences at the top of a report: for each generation metric, does it oscillate more
+//! The few sentences at the top of a report: for each long-horizon metric, does it oscillate more
 //! than val loss (raw weights, oscillation indices compared), and what did EMA do to it (the
-//! ratio of EMA's index to raw's).
+//! ratio of EMA's index to raw's). A comparison is decided only when the 95% block-bootstrap
+//! interval of its ratio ([`crate::eval::bootstrap`]) lies on one side of 1; otherwise the
+//! verdict says "not resolved".
 
 use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats};
 use super::markdown::{format_number, format_ratio};
 use super::metrics_file::Series;
 use super::series_key::Weights;
-
-/// EMA/raw index ratios inside [1 − this, 1 + this] count as "about the same".
-pub const EMA_SAME_BAND: f64 = 0.1;
+use crate::eval::bootstrap::Interval;
 
 /// How a metric's raw oscillation compares with val loss's.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum VersusValLoss {
-    More {
-        ratio: f64,
-    },
-    NotMore {
-        ratio: f64,
-    },
+    /// The ratio's interval lies above 1.
+    More { ratio: f64, ci: Interval },
+    /// The ratio's interval lies below 1.
+    Less { ratio: f64, ci: Interval },
+    /// The interval straddles 1, or there is none.
+    NotResolved { ratio: f64, ci: Option<Interval> },
     /// Val loss's index is 0 (a perfectly smooth trend) while the metric's is not.
     ValLossFlat,
     /// Some index is missing or undefined.
@@ -28,10 +28,32 @@ pub enum VersusValLoss {
 /// What EMA did to a metric's oscillation index.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EmaEffect {
-    Damped { ratio: f64 },
-    Same { ratio: f64 },
-    Amplified { ratio: f64 },
+    /// The EMA/raw ratio's interval lies below 1.
+    Damped {
+        ratio: f64,
+        ci: Interval,
+    },
+    /// The interval straddles 1, or there is none.
+    NotResolved {
+        ratio: f64,
+        ci: Option<Interval>,
+    },
+    /// The interval lies above 1.
+    Amplified {
+        ratio: f64,
+        ci: Interval,
+    },
     Unknown,
+}
+
+/// Which side of 1 an interval lies on: `Some(true)` above, `Some(false)` below, `None` across
+/// or absent.
+fn side_of_one(ci: Option<Interval>) -> Option<bool> {
+    match ci {
+        Some(c) if c.lo > 1.0 => Some(true),
+        Some(c) if c.hi < 1.0 => Some(false),
+        _ => None,
+    }
 }
 
 fn index(stats: &SeriesStats) -> Option<f64> {
@@ -42,14 +64,18 @@ pub fn versus_val_loss(metric: &QuantityAnalysis, val_loss: &QuantityAnalysis) -
     match (index(&metric.raw), index(&val_loss.raw)) {
         (Some(m), Some(v)) if v > 0.0 => {
             let ratio = m / v;
-            if ratio > 1.0 {
-                VersusValLoss::More { ratio }
-            } else {
-                VersusValLoss::NotMore { ratio }
+            let ci = metric.over_val_loss_ci;
+            match (side_of_one(ci), ci) {
+                (Some(true), Some(ci)) => VersusValLoss::More { ratio, ci },
+                (Some(false), Some(ci)) => VersusValLoss::Less { ratio, ci },
+                _ => VersusValLoss::NotResolved { ratio, ci },
             }
         }
         (Some(m), Some(_)) if m > 0.0 => VersusValLoss::ValLossFlat,
-        (Some(_), Some(_)) => VersusValLoss::NotMore { ratio: 1.0 },
+        (Some(_), Some(_)) => VersusValLoss::NotResolved {
+            ratio: 1.0,
+            ci: None,
+        },
         _ => VersusValLoss::Unknown,
     }
 }
@@ -58,12 +84,11 @@ pub fn ema_effect(metric: &QuantityAnalysis) -> EmaEffect {
     match (index(&metric.raw), index(&metric.ema)) {
         (Some(raw), Some(ema)) if raw > 0.0 => {
             let ratio = ema / raw;
-            if ratio < 1.0 - EMA_SAME_BAND {
-                EmaEffect::Damped { ratio }
-            } else if ratio > 1.0 + EMA_SAME_BAND {
-                EmaEffect::Amplified { ratio }
-            } else {
-                EmaEffect::Same { ratio }
+            let ci = metric.ema_over_raw_ci;
+            match (side_of_one(ci), ci) {
+                (Some(false), Some(ci)) => EmaEffect::Damped { ratio, ci },
+                (Some(true), Some(ci)) => EmaEffect::Amplified { ratio, ci },
+                _ => EmaEffect::NotResolved { ratio, ci },
             }
         }
         _ => EmaEffect::Unknown,
@@ -103,6 +128,14 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         .iter()
         .filter(|v| matches!(v, VersusValLoss::More { .. } | VersusValLoss::ValLossFlat))
         .count();
+    let unresolved = versus
+        .iter()
+        .filter(|v| matches!(v, VersusValLoss::NotResolved { .. }))
+        .count()
+        + effects
+            .iter()
+            .filter(|e| matches!(e, EmaEffect::NotResolved { .. }))
+            .count();
     let compared = versus
         .iter()
         .filter(|v| !matches!(v, VersusValLoss::Unknown))
@@ -119,11 +152,17 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         0 => String::new(),
         n => format!("; {n} not comparable"),
     };
+    let unresolved = match unresolved {
+        0 => String::new(),
+        n => format!(
+            " {n} comparison(s) are not resolved: their 95% interval includes 1 (more evaluations or seeds would decide them)."
+        ),
+    };
     let mut lines = vec![
         format!(
             "**{noun} more than val loss{loss_note} in {more} of {compared} metric \
-             series** (raw weights{not_compared}). **EMA lowered the oscillation index in \
-             {damped} of {judged}.** Val loss: {}.",
+             series** (raw weights, 95% interval above 1{not_compared}). **EMA lowered the \
+             oscillation index in {damped} of {judged}** (interval below 1).{unresolved} Val loss: {}.",
             describe_val_loss(val_loss)
         ),
         String::new(),
@@ -137,6 +176,14 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// "[lo, hi]", or "none" when the bootstrap had nothing to resample.
+pub fn format_interval(ci: Option<Interval>) -> String {
+    ci.map_or_else(
+        || "none".to_string(),
+        |c| format!("[{}, {}]", format_ratio(c.lo), format_ratio(c.hi)),
+    )
 }
 
 /// The value of a series that never changes.
@@ -168,17 +215,26 @@ fn describe_versus(
     let (m, v) = (index(&metric.raw), index(&val_loss.raw));
     let show = |x: Option<f64>| x.map_or_else(|| "—".to_string(), format_number);
     match versus {
-        VersusValLoss::More { ratio } => format!(
-            "oscillates more than val loss (index {}, {}× val loss's {})",
+        VersusValLoss::More { ratio, ci } => format!(
+            "oscillates more than val loss (index {}, {}× val loss's {}, 95% interval {})",
             show(m),
             format_ratio(ratio),
-            show(v)
+            show(v),
+            format_interval(Some(ci))
         ),
-        VersusValLoss::NotMore { ratio } => format!(
-            "does not oscillate more than val loss (index {}, {}× val loss's {})",
+        VersusValLoss::Less { ratio, ci } => format!(
+            "oscillates less than val loss (index {}, {}× val loss's {}, 95% interval {})",
             show(m),
             format_ratio(ratio),
-            show(v)
+            show(v),
+            format_interval(Some(ci))
+        ),
+        VersusValLoss::NotResolved { ratio, ci } => format!(
+            "not resolved against val loss (index {}, {}× val loss's {}, 95% interval {})",
+            show(m),
+            format_ratio(ratio),
+            show(v),
+            format_interval(ci)
         ),
         VersusValLoss::ValLossFlat => format!(
             "oscillates more than val loss (index {}, while val loss's is 0)",
@@ -206,17 +262,20 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
     let show = |s: &SeriesStats| index(s).map_or_else(|| "—".to_string(), format_number);
     let (raw, ema) = (show(&metric.raw), show(&metric.ema));
     match effect {
-        EmaEffect::Damped { ratio } => format!(
-            "EMA damped it (EMA/raw index {}: {raw} → {ema})",
-            format_ratio(ratio)
+        EmaEffect::Damped { ratio, ci } => format!(
+            "EMA damped it (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            format_ratio(ratio),
+            format_interval(Some(ci))
         ),
-        EmaEffect::Same { ratio } => format!(
-            "EMA left it about the same (EMA/raw index {}: {raw} → {ema})",
-            format_ratio(ratio)
+        EmaEffect::NotResolved { ratio, ci } => format!(
+            "EMA's effect is not resolved (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            format_ratio(ratio),
+            format_interval(ci)
         ),
-        EmaEffect::Amplified { ratio } => format!(
-            "EMA made it oscillate more (EMA/raw index {}: {raw} → {ema})",
-            format_ratio(ratio)
+        EmaEffect::Amplified { ratio, ci } => format!(
+            "EMA made it oscillate more (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            format_ratio(ratio),
+            format_interval(Some(ci))
         ),
         EmaEffect::Unknown if metric.ema.values.is_none() => {
             format!("EMA: too few evaluations ({})", metric.ema.evaluations)
