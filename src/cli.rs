@@ -338,6 +338,11 @@ pub struct ReportArgs {
     /// Width of the centred moving average that is the trend (odd, ≥ 1).
     #[arg(long = "trend-window", value_name = "W", default_value_t = crate::eval::oscillation::DEFAULT_TREND_WINDOW, value_parser = crate::report::parse_trend_window)]
     pub trend_window: usize,
+    /// Compute the statistics (and plots) over steps ≥ N only (0: every step). Default: from
+    /// the first validation after which the val-loss trend has less than 10% of its descent
+    /// left, so that the early descent does not dominate the indices; the report says which.
+    #[arg(long = "from-step", value_name = "N")]
+    pub from_step: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -480,6 +485,7 @@ fn report_command(args: ReportArgs) -> Result<()> {
         run_dirs: args.runs,
         out: args.out,
         trend_window: args.trend_window,
+        from_step: args.from_step,
     };
     let written = crate::report::write_report(&options)?;
     eprintln!(

@@ -130,6 +130,27 @@ pub fn ratio_interval(num: &[f64], den: &[f64], window: usize) -> Option<Interva
     percentile_interval(&ratios)
 }
 
+/// The 95% interval of the mean of `values` (a series, autocorrelated), by the same moving-block
+/// bootstrap; `None` for fewer than 2 values or a non-finite one.
+pub fn mean_interval(values: &[f64]) -> Option<Interval> {
+    let m = values.len();
+    if m < 2 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let block = block_length(m);
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let draws: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            resample(m, block, &mut rng)
+                .iter()
+                .map(|&i| values[i])
+                .sum::<f64>()
+                / m as f64
+        })
+        .collect();
+    percentile_interval(&draws)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! for the synthetic corpus. Nothing here knows about models, tensors or run directories.
 
 pub mod bootstrap;
+pub mod flips;
 pub mod oscillation;
 pub mod story_check;
 pub mod text_metrics;

@@ -13,6 +13,10 @@ pub struct RunReport {
     pub info: RunInfo,
     pub metrics: MetricsFile,
     pub analysis: RunAnalysis,
+    /// BC runs: flip statistics of falling per weights, from rollouts.jsonl.
+    pub fall_flips: Option<Vec<(Weights, crate::eval::flips::FlipStats)>>,
+    /// Which steps the statistics (and plots) cover, in words.
+    pub window_note: String,
 }
 
 /// A plot section: a title and images (paths relative to report.md).
@@ -64,6 +68,7 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
         if runs.len() > 1 {
             let _ = writeln!(md, "### {}\n", run.info.label);
         }
+        let _ = writeln!(md, "Statistics and plots over {}.\n", run.window_note);
         for line in verdict_lines(&run.analysis) {
             md.push_str(&line);
             md.push('\n');
@@ -100,6 +105,10 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
         md.push('\n');
     }
 
+    if runs.iter().any(|r| r.fall_flips.is_some()) {
+        md.push_str(&flips_section(runs));
+    }
+
     md.push_str("## Plots\n\n");
     md.push_str(
         "Raw weights: solid lines, filled dots. EMA: dashed lines, hollow dots. \
@@ -121,6 +130,42 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
 
     md.push_str(&definitions(trend_window));
     md
+}
+
+/// BC runs: how often a rollout start's episode changes between falling and not falling from one
+/// evaluation to the next, beside its chance value 2p(1−p).
+fn flips_section(runs: &[RunReport]) -> String {
+    let mut t = String::from(
+        "## Flip rates (BC: falling)\n\n\
+         A flip is a rollout start (reset seed) whose episode falls at one evaluation and not at \
+         the next, or the reverse; the rate is the mean over consecutive evaluations of the \
+         fraction of starts that flipped (95% block-bootstrap interval). p is the fraction of \
+         all episodes that fell; independent evaluations with that p would flip at 2p(1−p).\n\n\
+         | run | weights | evaluations × starts | p (fell) | flip rate | expected 2p(1−p) | observed / expected |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for run in runs {
+        for (w, f) in run.fall_flips.iter().flatten() {
+            let ratio = match f.ratio() {
+                Some(r) => format!("{} {}", format_ratio(r), format_interval(f.ratio_ci())),
+                None => "— (p is 0 or 1)".to_string(),
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} × {} | {:.3} | {:.3} {} | {:.3} | {ratio} |",
+                run.info.label,
+                w.label(),
+                f.evaluations,
+                f.items,
+                f.rate_true,
+                f.flip_rate,
+                format_interval(f.flip_rate_ci),
+                f.expected
+            );
+        }
+    }
+    t.push('\n');
+    t
 }
 
 /// With several runs: each quantity's oscillation index, raw → EMA, side by side per run, so a

@@ -61,6 +61,44 @@ pub struct MetricsFile {
     by_step: BTreeMap<u64, BTreeMap<String, f64>>,
 }
 
+impl MetricsFile {
+    /// The rows at steps ≥ `step` (the statistics' window; `--from-step`).
+    pub fn from_step(&self, step: u64) -> MetricsFile {
+        MetricsFile {
+            path: self.path.clone(),
+            by_step: self
+                .by_step
+                .range(step..)
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The default start of the statistics' window: the first validation step after which the
+/// val-loss trend (raw weights, centred moving average of width `window` over every
+/// validation) still falls by less than 10% of its total descent. Before it, the early descent
+/// dominates every index (a width-5 trend cannot follow it). `None` without 3 validations or
+/// without a descent (then every step is used).
+pub fn settled_step(metrics: &MetricsFile, window: usize) -> Option<u64> {
+    let val = metrics.series("val_loss_raw");
+    if val.len() < 3 {
+        return None;
+    }
+    let trend = crate::eval::oscillation::trend(&val.values, window);
+    let last = *trend.last()?;
+    let descent = trend[0] - last;
+    // NaN or no descent: nothing to skip.
+    if descent.is_nan() || descent <= 0.0 {
+        return None;
+    }
+    val.steps
+        .iter()
+        .zip(&trend)
+        .find(|(_, t)| **t - last < 0.1 * descent)
+        .map(|(s, _)| *s)
+}
+
 /// Reads `RUN_DIR/metrics.jsonl`.
 pub fn read_metrics(run_dir: &Path) -> Result<MetricsFile> {
     if !run_dir.is_dir() {
@@ -190,6 +228,27 @@ impl MetricsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A val loss that falls 10 → 1 over steps 1..10 and stays at 1: the trend has less than
+    /// 10% of its descent left from the step where it first comes within 0.9 of the end.
+    #[test]
+    fn the_default_window_starts_where_the_descent_has_settled() {
+        let mut text = String::new();
+        for step in 1..=30u64 {
+            let v = if step <= 10 { 11.0 - step as f64 } else { 1.0 };
+            text.push_str(&format!("{{\"step\":{step},\"val_loss_raw\":{v}}}\n"));
+        }
+        let m = parse_metrics(&text, Path::new("m.jsonl")).unwrap();
+        let s = settled_step(&m, 1).unwrap();
+        assert_eq!(
+            s, 10,
+            "no smoothing: 1 at step 10 is within 10% of the descent"
+        );
+        assert_eq!(m.from_step(s).series("val_loss_raw").len(), 21);
+        // A flat series has nothing to skip.
+        let flat = parse_metrics("{\"step\":1,\"val_loss_raw\":1}\n{\"step\":2,\"val_loss_raw\":1}\n{\"step\":3,\"val_loss_raw\":1}\n", Path::new("m")).unwrap();
+        assert_eq!(settled_step(&flat, 5), None);
+    }
 
     fn parse(text: &str) -> Result<MetricsFile> {
         parse_metrics(text, Path::new("run/metrics.jsonl"))

@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod markdown;
 pub mod metrics_file;
 pub mod plots;
+pub mod rollouts_file;
 pub mod run_info;
 pub mod series_key;
 pub mod verdict;
@@ -38,6 +39,9 @@ pub struct ReportOptions {
     pub out: Option<PathBuf>,
     /// Width of the centred moving average (odd, ≥ 1).
     pub trend_window: usize,
+    /// The statistics use steps ≥ this; `None`: from where the val-loss trend has settled
+    /// ([`metrics_file::settled_step`]).
+    pub from_step: Option<u64>,
 }
 
 impl ReportOptions {
@@ -46,6 +50,7 @@ impl ReportOptions {
             run_dirs,
             out: None,
             trend_window: DEFAULT_TREND_WINDOW,
+            from_step: None,
         }
     }
 }
@@ -90,12 +95,27 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
     make_labels_unique(&mut infos);
     let mut runs = Vec::with_capacity(infos.len());
     for info in infos {
-        let metrics = read_metrics(&info.dir)?;
-        let analysis = analyze(&metrics, options.trend_window)?;
+        let full = read_metrics(&info.dir)?;
+        let (from_step, window_note) = match options.from_step {
+            Some(n) => (n, format!("steps ≥ {n} (--from-step)")),
+            None => match metrics_file::settled_step(&full, options.trend_window) {
+                Some(n) => (
+                    n,
+                    format!("steps ≥ {n}, where the val-loss trend has less than 10% of its descent left (the default; --from-step N to choose, 0 for every step)"),
+                ),
+                None => (0, "every step (val loss has no descent to skip)".to_string()),
+            },
+        };
+        let metrics = full.from_step(from_step);
+        let analysis = analyze(&metrics, options.trend_window)
+            .with_context(|| format!("the statistics' window: {window_note}"))?;
+        let fall_flips = rollouts_file::read_fall_flips(&info.dir, from_step)?;
         runs.push(RunReport {
             info,
             metrics,
             analysis,
+            fall_flips,
+            window_note,
         });
     }
 

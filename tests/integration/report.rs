@@ -135,7 +135,9 @@ fn assert_svg_with_lines(path: &Path) -> String {
 fn single_run_report_shows_raw_oscillating_and_ema_damping_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = write_run(tmp.path(), "zigzag", 0.1);
-    let out = run_ok(lmtrain().arg("report").arg(&run));
+    // Every step: the synthetic val loss falls linearly to the end, so the default window (from
+    // where its descent has settled) would keep only the last evaluations.
+    let out = run_ok(lmtrain().args(["report", "--from-step", "0"]).arg(&run));
     let report_path = run.join("report.md");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -214,7 +216,7 @@ fn several_runs_overlay_into_out() {
     let out = tmp.path().join("sweep");
     run_ok(
         lmtrain()
-            .args(["report", "--trend-window", "3", "--out"])
+            .args(["report", "--from-step", "0", "--trend-window", "3", "--out"])
             .arg(&out)
             .arg(&a)
             .arg(&b),
