@@ -16,7 +16,8 @@ For every <env>.safetensors in the experts folder it runs
 (without --seed, lmtrain starts from the card's eval_seed, so the returns are the card's)
 
 which writes {"env": ..., "episodes": [{"seed", "qpos", "qvel", "return", "length",
-"actions": [first 20 actions]}, ...]}. For each episode it then makes gymnasium.make(env),
+"actions": [first 20 actions], "observations": [the observations they were taken in]}, ...]}.
+For each episode it then makes gymnasium.make(env),
 calls reset(seed=seed), puts the simulator in lmtrain's recorded initial state with
 env.unwrapped.set_state(qpos, qvel), and rolls out the expert's deterministic policy, computed
 here in numpy float32 from the safetensors file alone:
@@ -29,8 +30,11 @@ first 20 steps, then one line per env:
 
     CHECK env=... episodes=N max_action_diff=... max_return_rel_diff=... ok|FAIL
 
-Bounds: every action component within 1e-5 of lmtrain's over the first 20 steps (the same float32
-network on the same states differs only by matmul rounding, ~1e-7); each return within 5% of
+Bounds: every action component within 1e-5 of lmtrain's over the first 20 steps, computed on
+lmtrain's own observations from the trace (open loop: the same float32 network on the same states
+differs only by matmul rounding, ~1e-6; in closed loop the two trajectories drift apart within
+those 20 steps in HalfCheetah, so the closed-loop difference is printed but not bounded); each
+return within 5% of
 lmtrain's (relative to max(|lmtrain return|, 1)). The return bound is loose on purpose: an episode
 is up to 1000 closed-loop steps, and the last-bit differences between numpy's and Rust's f32
 matmuls feed back through the contact dynamics and grow, so trajectories drift apart late in the
@@ -218,13 +222,21 @@ def compare(policy: Policy, trace: dict, label: str) -> bool:
         if n < min(ACTION_STEPS, length, int(ep["length"])):
             print(f"  episode {i}: lmtrain recorded only {len(theirs)} actions", file=sys.stderr)
             ok = False
-        diff = max((float(np.max(np.abs(actions[t] - theirs[t]))) for t in range(n)), default=0.0)
+        # Open loop: this script's actor on lmtrain's observations (traces from before the
+        # observations were recorded fall back to the closed-loop comparison).
+        observed = ep.get("observations")
+        if observed:
+            mine = [policy(np.asarray(o, dtype=np.float64)) for o in observed[:n]]
+            diff = max((float(np.max(np.abs(mine[t] - theirs[t]))) for t in range(n)), default=0.0)
+        else:
+            diff = max((float(np.max(np.abs(actions[t] - theirs[t]))) for t in range(n)), default=0.0)
+        closed = max((float(np.max(np.abs(actions[t] - theirs[t]))) for t in range(n)), default=0.0)
         rel = abs(ret - float(ep["return"])) / max(abs(float(ep["return"])), 1.0)
         max_action, max_rel = max(max_action, diff), max(max_rel, rel)
         print(
             f"  episode {i} seed={ep['seed']} return lmtrain={float(ep['return']):.3f} gym={ret:.3f} "
             f"rel_diff={rel:.2e} length lmtrain={ep['length']} gym={length} "
-            f"max_action_diff_first{ACTION_STEPS}={diff:.2e}"
+            f"max_action_diff_first{ACTION_STEPS}={diff:.2e} (closed loop {closed:.2e})"
         )
     ok = ok and max_action <= ACTION_TOL and max_rel <= RETURN_REL_TOL
     print(

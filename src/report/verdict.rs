@@ -114,7 +114,7 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
     let (noun, loss_note) = if metrics.iter().all(|m| m.quantity.is_rollout()) {
         (
             "Rollout metrics oscillate",
-            " (the BC loss on held-out expert episodes)",
+            " (the BC loss on held-out expert data)",
         )
     } else {
         ("Generation quality oscillates", "")

@@ -27,6 +27,10 @@ pub struct Episode {
     pub terminated: bool,
     /// The first [`TRACED_ACTIONS`] actions.
     pub actions: Vec<Vec<f32>>,
+    /// The observations those actions were taken in (as the environment gave them, f64), so
+    /// that another implementation can check the policy's numerics open-loop on the same
+    /// states, apart from the closed loop's drift.
+    pub observations: Vec<Vec<f64>>,
 }
 
 /// Runs the deterministic policy (`tanh(μ)·scale + bias`) for one episode from `seed`.
@@ -42,6 +46,7 @@ pub fn episode(env_id: &str, actor: &HostActor, seed: u64) -> Result<Episode> {
         length: 0,
         terminated: false,
         actions: Vec::new(),
+        observations: Vec::new(),
     };
     loop {
         let action = actor.mean_action(&obs);
@@ -50,6 +55,7 @@ pub fn episode(env_id: &str, actor: &HostActor, seed: u64) -> Result<Episode> {
             .with_context(|| format!("{env_id} evaluation episode with seed {seed}"))?;
         if ep.actions.len() < TRACED_ACTIONS {
             ep.actions.push(action);
+            ep.observations.push(obs.clone());
         }
         ep.ret += o.reward;
         ep.length += 1;
