@@ -286,6 +286,15 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
         {
             "no raw oscillation for EMA to change".to_string()
         }
-        EmaEffect::Unknown => "EMA's effect is undefined (no raw index)".to_string(),
+        EmaEffect::Unknown => match constant_value(metric.series(Weights::Ema)) {
+            // E.g. an EMA policy that never fell: its series is 0 throughout, whose index is
+            // undefined (mean |x| = 0), while the raw one swings.
+            Some(v) => format!(
+                "EMA removed the oscillation: constant at {} over all {} evaluations (raw index {raw})",
+                format_number(v),
+                metric.ema.evaluations
+            ),
+            None => "EMA's effect is undefined (an index is missing)".to_string(),
+        },
     }
 }
