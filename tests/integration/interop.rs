@@ -429,13 +429,23 @@ fn foreign_old_and_damaged_files_get_clear_errors() {
         err.contains("version 1") && err.contains("warning"),
         "{err}"
     );
-    // A file of the current version inspects fine.
+    // So does a version-2 file (before task buffers), saying what it lacks.
+    let v2 = fake_checkpoint(&tmp.path().join("v2"), checkpoint::FORMAT, 2);
+    let out = run_ok(lmtrain().arg("inspect").arg(&v2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("version 2") && err.contains("warning") && err.contains("task buffers"),
+        "{err}"
+    );
+    // A file of the current version inspects fine, without a warning.
     let ok = fake_checkpoint(
         &tmp.path().join("good"),
         checkpoint::FORMAT,
         checkpoint::VERSION,
     );
-    let report = String::from_utf8(run_ok(lmtrain().arg("inspect").arg(&ok)).stdout).unwrap();
+    let out = run_ok(lmtrain().arg("inspect").arg(&ok));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let report = String::from_utf8(out.stdout).unwrap();
     assert!(
         report.contains("step: 3") && report.contains("EMA weights: absent"),
         "{report}"
