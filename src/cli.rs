@@ -87,6 +87,10 @@ pub enum Command {
     /// Roll a behaviour-cloning checkpoint's policy out in its environment (deterministic
     /// actions, fixed reset seeds) and print each episode's return and the summary metrics.
     Rollout(RolloutArgs),
+    /// The landscape probe of a behaviour-cloning checkpoint: BC loss and rollout return along
+    /// 1-D slices θ + s·d (filter-normalised random directions and one minibatch gradient);
+    /// writes landscape.md, landscape.csv and plots.
+    Landscape(LandscapeArgs),
     /// Data utilities.
     Data {
         #[command(subcommand)]
@@ -364,6 +368,34 @@ pub struct RolloutArgs {
     pub horizon: Option<usize>,
 }
 
+#[derive(Args, Debug)]
+pub struct LandscapeArgs {
+    /// A BC checkpoint file, or a run directory (its newest intact checkpoint).
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: PathBuf,
+    /// Probe around the EMA weights instead of the raw ones.
+    #[arg(long)]
+    pub ema: bool,
+    /// Random directions (the minibatch-gradient direction is added to them).
+    #[arg(long, default_value_t = 2)]
+    pub directions: usize,
+    /// Half-width R of each slice, in units of the filter-normalised direction.
+    #[arg(long, default_value_t = 0.5, value_parser = crate::config::ranges::flag_f64("landscape --radius"))]
+    pub radius: f64,
+    /// Points per slice, evenly spaced over [−R, R] (odd: one at s = 0).
+    #[arg(long, default_value_t = 11, value_parser = crate::config::ranges::flag_usize("landscape --points"))]
+    pub points: usize,
+    /// Rollout episodes per point (default: the run's eval.rollouts).
+    #[arg(long, value_parser = crate::config::ranges::flag_usize("landscape --episodes"))]
+    pub episodes: Option<usize>,
+    /// Seed of the random directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory (default: RUN_DIR/landscape, beside the checkpoints).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Write the synthetic TinyStories-like corpus with checkable long-range constraints
@@ -417,6 +449,7 @@ pub fn run() -> Result<()> {
         Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Rollout(args)) => rollout_command(args),
+        Some(Command::Landscape(args)) => landscape_command(args),
         Some(Command::Data {
             command: DataCommand::Synth { out, stories, seed },
         }) => {
@@ -442,6 +475,30 @@ pub fn run() -> Result<()> {
         #[cfg(feature = "mujoco")]
         Some(Command::Env { command }) => crate::env::cli::run(command),
     }
+}
+
+fn landscape_command(args: LandscapeArgs) -> Result<()> {
+    let out = match args.out {
+        Some(o) => o,
+        None => {
+            let ckpt = crate::train::checkpoint::resolve(&args.checkpoint)?;
+            crate::interop::host_model::run_dir_of(&ckpt).join("landscape")
+        }
+    };
+    let points = crate::bc::landscape::landscape(&crate::bc::landscape::LandscapeRequest {
+        checkpoint: &args.checkpoint,
+        ema: args.ema,
+        directions: args.directions,
+        radius: args.radius,
+        points: args.points,
+        episodes: args.episodes,
+        seed: args.seed,
+        out: out.clone(),
+    })?;
+    eprintln!("{} points", points.len());
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", out.join("landscape.md").display()).context("cannot write to stdout")?;
+    Ok(())
 }
 
 fn rollout_command(args: RolloutArgs) -> Result<()> {

@@ -3,6 +3,7 @@
 //! evaluated in closed loop by rollouts.
 
 pub mod dataset;
+pub mod landscape;
 pub mod linear;
 pub mod minibatch;
 pub mod normalize;

@@ -36,12 +36,28 @@ pub struct RolloutReport {
     pub seconds: f64,
 }
 
-pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
-    let path = checkpoint::resolve(req.checkpoint)?;
+/// A BC checkpoint's policy, ready to evaluate outside training.
+pub struct LoadedPolicy {
+    pub path: std::path::PathBuf,
+    pub step: u64,
+    pub config: BcConfig,
+    pub info: BcInfo,
+    pub policy: MlpPolicy,
+    /// The raw or EMA weights, as asked.
+    pub params: crate::model::HostParams,
+    pub norm: ObsNorm,
+    /// The expert the checkpoint recorded, when its file is still there.
+    pub expert: Option<crate::rl::policy::HostActor>,
+}
+
+/// Loads a BC checkpoint (a file or a run directory's newest intact one), raw or EMA weights.
+/// Errors name the file and say what to use instead for a language-model checkpoint.
+pub fn load_policy(checkpoint_path: &Path, ema: bool) -> Result<LoadedPolicy> {
+    let path = checkpoint::resolve(checkpoint_path)?;
     let meta = checkpoint::read_meta(&path)?;
     if crate::config::kind_of_text(&meta.config) != TaskKind::Bc {
         bail!(
-            "{} is a language-model checkpoint: rollout evaluates behaviour-cloning policies; sample from it with `lmtrain sample`",
+            "{} is a language-model checkpoint: rollout and landscape evaluate behaviour-cloning policies; sample from it with `lmtrain sample`",
             path.display()
         );
     }
@@ -65,7 +81,7 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
         ActionMap::from_bounds(&low, &high),
     );
     let (meta, state) = checkpoint::load(&path, Some(policy.specs()))?;
-    let params = if req.ema {
+    let params = if ema {
         state.ema.ok_or_else(|| {
             anyhow!(
                 "{} has no EMA weights (ema.enabled was false); drop --ema",
@@ -81,6 +97,29 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
         Some(p) if p.is_file() => Some(crate::rl::expert_file::load(p)?.1),
         _ => None,
     };
+    Ok(LoadedPolicy {
+        path,
+        step: meta.step,
+        config,
+        info,
+        policy,
+        params,
+        norm,
+        expert,
+    })
+}
+
+pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
+    let LoadedPolicy {
+        path,
+        step,
+        config,
+        info,
+        policy,
+        params,
+        norm,
+        expert,
+    } = load_policy(req.checkpoint, req.ema)?;
     let first = req.seed.unwrap_or(config.eval.rollout_seed);
     let spec = RolloutSpec {
         env_id: info.env.clone(),
@@ -102,7 +141,7 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
             "{} weights of {} (step {}), {} from reset seeds {first}.., horizon {}",
             if req.ema { "EMA" } else { "raw" },
             path.display(),
-            meta.step,
+            step,
             info.env,
             spec.horizon
         ),

@@ -173,6 +173,9 @@ pub const RULES: &[Rule] = &[
     rule("expert collect --episodes", AT_LEAST_ONE, ""),
     rule("expert bench --steps", AT_LEAST_ONE, ""),
     rule("rollout --episodes", AT_LEAST_ONE, ""),
+    rule("landscape --radius", POSITIVE, ""),
+    rule("landscape --points", Range::at_least(2.0), ""),
+    rule("landscape --episodes", AT_LEAST_ONE, ""),
     rule("rollout --horizon", AT_LEAST_ONE, ""),
 ];
 

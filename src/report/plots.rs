@@ -132,6 +132,74 @@ pub fn line_plot_svg(title: &str, y_desc: &str, sets: &[LineSet]) -> Result<Opti
     Ok(Some(svg))
 }
 
+/// One line of [`xy_plot_svg`]: its legend label, colour and points.
+pub type XyLine = (String, RGBColor, Vec<(f64, f64)>);
+
+/// Lines over a continuous x (e.g. the landscape probe's slices), as SVG text: each line a
+/// label, a colour and its points; `None` when there is no finite point.
+pub fn xy_plot_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[XyLine],
+) -> Result<Option<String>> {
+    let finite = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| finite(&l.2)).collect();
+    let (Some(x_range), Some(y_range)) = (
+        padded_range(all.iter().map(|p| p.0)),
+        padded_range(all.iter().map(|p| p.1)),
+    ) else {
+        return Ok(None);
+    };
+    let y_ticks = tick_formatter(&y_range);
+    let x_ticks = tick_formatter(&x_range);
+    let fail = |e: &dyn std::fmt::Display| anyhow!("cannot draw the plot {title:?}: {e}");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, CAPTION_FONT)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range, y_range)
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&x_ticks)
+            .y_label_formatter(&y_ticks)
+            .light_line_style(BLACK.mix(0.05))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        for (label, colour, pts) in lines {
+            let pts = finite(pts);
+            if pts.is_empty() {
+                continue;
+            }
+            let style = colour.stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| fail(&e))?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            chart
+                .draw_series(pts.iter().map(|p| Circle::new(*p, 2, colour.filled())))
+                .map_err(|e| fail(&e))?;
+        }
+        draw_legend(&mut chart).map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(Some(svg))
+}
+
 /// A scatter of Δval loss (x) against Δmetric (y), with the axes through 0 drawn, as SVG
 /// text; `None` when no set has a point.
 pub fn scatter_plot_svg(

@@ -157,6 +157,56 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
         summary["rollout_action_err_ema"],
         last["rollout_action_err_ema"]
     );
+    // The landscape probe: 1 random + the gradient direction, 3 points each; its centre (s = 0)
+    // is the checkpoint itself, so its BC loss is the run's last val_loss_raw and its return
+    // the rollout of the raw weights.
+    let land = tmp.path().join("landscape");
+    run_ok(lmtrain().args([
+        "landscape",
+        "--checkpoint",
+        &full.display().to_string(),
+        "--directions",
+        "1",
+        "--points",
+        "3",
+        "--episodes",
+        "2",
+        "--out",
+        &land.display().to_string(),
+    ]));
+    let csv = std::fs::read_to_string(land.join("landscape.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{csv}");
+    let raw = run_ok(lmtrain().args([
+        "rollout",
+        "--checkpoint",
+        &full.display().to_string(),
+        "--episodes",
+        "2",
+    ]));
+    let raw_summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&raw.stdout).lines().last().unwrap()).unwrap();
+    let last_val = rows_val_loss(&metrics(&full));
+    let centre: Vec<&Vec<&str>> = rows.iter().filter(|r| r[1] == "0").collect();
+    assert_eq!(centre.len(), 2, "one s = 0 point per direction: {csv}");
+    for r in centre {
+        let val: f64 = r[2].parse().unwrap();
+        assert!(
+            (val - last_val).abs() < 1e-5 * last_val.max(1e-3),
+            "{val} vs {last_val}"
+        );
+        let ret: f64 = r[3].parse().unwrap();
+        let want = raw_summary["rollout_return_mean_raw"].as_f64().unwrap();
+        assert!(
+            (ret - want).abs() < 1e-9 * want.abs().max(1.0),
+            "{ret} vs {want}"
+        );
+    }
+    assert!(land.join("gradient_return.svg").is_file() && land.join("landscape.md").is_file());
     // Sampling and export refuse a policy with a message that points at rollout.
     for args in [
         vec!["sample", "--prompt", "x", "--checkpoint"],
@@ -168,6 +218,14 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
             "{err}"
         );
     }
+}
+
+/// The last logged val_loss_raw.
+fn rows_val_loss(rows: &[serde_json::Value]) -> f64 {
+    rows.iter()
+        .rev()
+        .find_map(|r| r.get("val_loss_raw").and_then(|v| v.as_f64()))
+        .unwrap()
 }
 
 #[test]
