@@ -1,7 +1,9 @@
-//! 95% intervals for oscillation indices and their ratios, by a moving-block bootstrap over the
-//! differenced residuals (Künsch 1989, "The jackknife and the bootstrap for general stationary
-//! observations"): consecutive evaluations are autocorrelated, so blocks of ⌈m^{1/3}⌉
-//! consecutive differences (m of them) are drawn with replacement, not single ones.
+//! 95% intervals for oscillation indices and their ratios, by a block bootstrap over the
+//! differenced residuals: consecutive evaluations are autocorrelated, so blocks of ⌈m^{1/3}⌉
+//! consecutive differences (m of them) are drawn with replacement, not single ones (Künsch
+//! 1989). The blocks wrap around the end of the series (the circular block bootstrap of Politis
+//! & Romano 1992), so the first and last evaluations, where a run's transients sit, are drawn as
+//! often as the rest; plain moving blocks under-draw them and bias the interval low.
 //!
 //! An index is std(Δr)/mean|x| ([`super::oscillation`]); a resample recomputes std(Δr) on the
 //! resampled differences and keeps mean|x| (the level) as observed, so the interval is that of
@@ -40,13 +42,14 @@ pub fn block_length(m: usize) -> usize {
     ((m as f64).cbrt().ceil() as usize).max(1)
 }
 
-/// Indices 0..m resampled as moving blocks of length `block`.
+/// Indices 0..m resampled as circular blocks of length `block` (a block starting near the end
+/// continues from index 0).
 fn resample(m: usize, block: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let block = block.min(m);
     let mut out = Vec::with_capacity(m + block);
     while out.len() < m {
-        let start = rng.random_range(0..=m - block);
-        out.extend(start..start + block);
+        let start = rng.random_range(0..m);
+        out.extend((start..start + block).map(|i| i % m));
     }
     out.truncate(m);
     out
@@ -130,7 +133,7 @@ pub fn ratio_interval(num: &[f64], den: &[f64], window: usize) -> Option<Interva
     percentile_interval(&ratios)
 }
 
-/// The 95% interval of the mean of `values` (a series, autocorrelated), by the same moving-block
+/// The 95% interval of the mean of `values` (a series, autocorrelated), by the same block
 /// bootstrap; `None` for fewer than 2 values or a non-finite one.
 pub fn mean_interval(values: &[f64]) -> Option<Interval> {
     let m = values.len();

@@ -371,7 +371,7 @@ fn definitions(trend_window: usize) -> String {
          - **lag-1 autocorrelation** of Δx (sample ACF);\n\
          - **Spearman** correlation between Δ(val loss) and Δ(metric) over consecutive \
          evaluations where both were logged (the paper's claim: near zero or negative).\n\n\
-         - **95% interval** (in brackets): a moving-block bootstrap over the differenced \
+         - **95% interval** (in brackets): a circular block bootstrap over the differenced \
          residuals (blocks of ⌈m^(1/3)⌉ consecutive differences, {} resamples, fixed seed, so a \
          report reproduces; `src/eval/bootstrap.rs`); the two series of a ratio are resampled \
          with the same blocks.\n\n\
