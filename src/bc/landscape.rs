@@ -86,23 +86,10 @@ fn random_direction(specs: &[ParamSpec], rng: &mut ChaCha8Rng) -> HostParams {
 }
 
 fn normalized_pairs(glob: &str, episodes: Option<usize>, lp: &LoadedPolicy) -> Result<Pairs> {
-    let split = dataset::read_split(glob, episodes)?;
-    let mut obs: Vec<f32> = split
-        .episodes
-        .iter()
-        .flat_map(|e| e.obs.iter().copied())
-        .collect();
-    lp.norm.apply_rows(&mut obs);
-    Ok(Pairs {
-        obs,
-        actions: split
-            .episodes
-            .iter()
-            .flat_map(|e| e.actions.iter().copied())
-            .collect(),
-        obs_dim: split.obs_dim,
-        action_dim: split.action_dim,
-    })
+    Ok(super::run::pairs(
+        &dataset::read_split(glob, episodes)?,
+        &lp.norm,
+    ))
 }
 
 /// ℓ_BC of `params` over all of `pairs`, on `device`.

@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::minibatch::{BcCursor, Minibatches};
+use super::minibatch::Minibatches;
 use super::task::{BcBatch, Pairs};
 use crate::config::{BcEvalConfig, LinearConfig};
 use crate::model::params::download;
@@ -271,13 +271,11 @@ impl Task for LinearTask {
     }
 
     fn cursor(&self) -> serde_json::Value {
-        serde_json::to_value(self.batches.cursor).unwrap_or(serde_json::Value::Null)
+        self.batches.cursor_json()
     }
 
     fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()> {
-        self.batches.cursor = serde_json::from_value::<BcCursor>(cursor.clone())
-            .map_err(|e| anyhow::anyhow!("the checkpoint's data cursor is malformed: {e}"))?;
-        Ok(())
+        self.batches.restore_json(cursor)
     }
 }
 

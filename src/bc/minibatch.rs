@@ -47,6 +47,18 @@ impl Minibatches {
         &self.order
     }
 
+    /// The cursor as a checkpoint stores it.
+    pub fn cursor_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.cursor).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Moves to a cursor a checkpoint stored.
+    pub fn restore_json(&mut self, cursor: &serde_json::Value) -> anyhow::Result<()> {
+        self.cursor = serde_json::from_value::<BcCursor>(cursor.clone())
+            .map_err(|e| anyhow::anyhow!("the checkpoint's BC data cursor is malformed: {e}"))?;
+        Ok(())
+    }
+
     /// The indices of the next `batch` pairs (crossing into the next epoch when this one runs
     /// out).
     pub fn next(&mut self, batch: usize) -> Vec<usize> {

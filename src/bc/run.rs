@@ -54,7 +54,7 @@ fn expert_path(data: &BcDataConfig, info: &DatasetInfo, info_path: &Path) -> Res
 }
 
 /// Flattens a split into normalised pairs.
-fn pairs(split: &Split, norm: &ObsNorm) -> Pairs {
+pub fn pairs(split: &Split, norm: &ObsNorm) -> Pairs {
     let mut obs: Vec<f32> = split
         .episodes
         .iter()

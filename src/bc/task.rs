@@ -7,11 +7,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::minibatch::{BcCursor, Minibatches};
+use super::minibatch::Minibatches;
 use super::normalize::ObsNorm;
 use super::policy::MlpPolicy;
 use super::rollout::{self, RolloutSpec};
@@ -211,12 +211,10 @@ impl Task for BcTask {
     }
 
     fn cursor(&self) -> serde_json::Value {
-        serde_json::to_value(self.batches.cursor).unwrap_or(serde_json::Value::Null)
+        self.batches.cursor_json()
     }
 
     fn restore_cursor(&mut self, cursor: &serde_json::Value) -> Result<()> {
-        self.batches.cursor = serde_json::from_value::<BcCursor>(cursor.clone())
-            .map_err(|e| anyhow!("the checkpoint's BC data cursor is malformed: {e}"))?;
-        Ok(())
+        self.batches.restore_json(cursor)
     }
 }

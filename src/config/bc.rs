@@ -401,21 +401,18 @@ impl BcConfig {
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
     /// `train.log_every`, the `train.on_nonfinite` keys, `device`, `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Self) -> Result<Vec<String>> {
-        let a = toml::Value::try_from(self).context("serialize config")?;
-        let b = toml::Value::try_from(other).context("serialize config")?;
-        let mut diffs = super::load::differing_keys(&a, &b);
-        diffs.retain(|k| {
-            !matches!(
-                k.as_str(),
-                "train.max_steps"
-                    | "train.log_every"
-                    | "train.on_nonfinite"
-                    | "train.rollback_lr_factor"
-                    | "train.max_rollbacks"
-                    | "device"
-            ) && !k.starts_with("checkpoint.")
-                && !k.starts_with("eval.")
-        });
-        Ok(diffs)
+        super::load::incompatible_keys(
+            self,
+            other,
+            &[
+                "train.max_steps",
+                "train.log_every",
+                "train.on_nonfinite",
+                "train.rollback_lr_factor",
+                "train.max_rollbacks",
+                "device",
+            ],
+            &["checkpoint", "eval"],
+        )
     }
 }

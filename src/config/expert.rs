@@ -290,20 +290,17 @@ impl ExpertConfig {
     /// Keys whose values differ, excluding those a resume may change: `sac.total_steps`,
     /// `train.log_every`, `train.out_dir`, `train.run_name`, `device`, `eval.*` and `checkpoint.*`.
     pub fn incompatible_keys(&self, other: &Self) -> Result<Vec<String>> {
-        let a = toml::Value::try_from(self).context("serialize config")?;
-        let b = toml::Value::try_from(other).context("serialize config")?;
-        let mut diffs = super::load::differing_keys(&a, &b);
-        diffs.retain(|k| {
-            !matches!(
-                k.as_str(),
-                "sac.total_steps"
-                    | "train.log_every"
-                    | "train.out_dir"
-                    | "train.run_name"
-                    | "device"
-            ) && !k.starts_with("eval.")
-                && !k.starts_with("checkpoint.")
-        });
-        Ok(diffs)
+        super::load::incompatible_keys(
+            self,
+            other,
+            &[
+                "sac.total_steps",
+                "train.log_every",
+                "train.out_dir",
+                "train.run_name",
+                "device",
+            ],
+            &["eval", "checkpoint"],
+        )
     }
 }

@@ -155,6 +155,26 @@ pub fn differing_keys(a: &toml::Value, b: &toml::Value) -> Vec<String> {
     diffs
 }
 
+/// The dotted keys whose values differ between two configs, less those a resume may change:
+/// the keys in `may_change` and every key under the tables in `may_change_tables`.
+pub fn incompatible_keys<T: serde::Serialize>(
+    a: &T,
+    b: &T,
+    may_change: &[&str],
+    may_change_tables: &[&str],
+) -> Result<Vec<String>> {
+    let a = toml::Value::try_from(a).context("serialize config")?;
+    let b = toml::Value::try_from(b).context("serialize config")?;
+    let mut diffs = differing_keys(&a, &b);
+    diffs.retain(|k| {
+        !may_change.contains(&k.as_str())
+            && !may_change_tables
+                .iter()
+                .any(|t| k.strip_prefix(t).is_some_and(|rest| rest.starts_with('.')))
+    });
+    Ok(diffs)
+}
+
 fn absolute(path: &Path) -> Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
@@ -237,21 +257,19 @@ impl Config {
     /// `train.log_every`, `model.fused_ops` (the same function computed another way),
     /// `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
-        let a = toml::Value::try_from(self).context("serialize config")?;
-        let b = toml::Value::try_from(other).context("serialize config")?;
-        let mut diffs = Vec::new();
-        diff_values("", &a, &b, &mut diffs);
-        diffs.retain(|k| {
-            k != "train.max_steps"
-                && k != "train.log_every"
-                && k != "train.on_nonfinite"
-                && k != "train.rollback_lr_factor"
-                && k != "train.max_rollbacks"
-                && k != "model.fused_ops"
-                && !k.starts_with("checkpoint.")
-                && !k.starts_with("eval.")
-        });
-        Ok(diffs)
+        incompatible_keys(
+            self,
+            other,
+            &[
+                "train.max_steps",
+                "train.log_every",
+                "train.on_nonfinite",
+                "train.rollback_lr_factor",
+                "train.max_rollbacks",
+                "model.fused_ops",
+            ],
+            &["checkpoint", "eval"],
+        )
     }
 }
 

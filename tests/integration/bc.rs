@@ -278,19 +278,7 @@ fn every_bc_config_parses_and_is_commented() {
             continue;
         }
         n += 1;
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
-                continue;
-            }
-            assert!(
-                t.contains(" # "),
-                "{}:{}: every key needs a one-line comment: {t}",
-                path.display(),
-                i + 1
-            );
-        }
+        crate::common::assert_keys_commented(&path);
         let out = run_ok(lmtrain().arg("--config").arg(&path).arg("--dump-config"));
         let dumped = String::from_utf8_lossy(&out.stdout);
         assert!(dumped.contains("kind = \"bc\""), "{dumped}");

@@ -47,6 +47,23 @@ pub fn synth_corpus(dir: &Path, stories: usize) -> PathBuf {
     out
 }
 
+/// Asserts that every key line of a shipped config has a one-line comment (` # …`).
+pub fn assert_keys_commented(path: &Path) {
+    let text = std::fs::read_to_string(path).expect("config");
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
+            continue;
+        }
+        assert!(
+            t.contains(" # "),
+            "{}:{}: every key needs a one-line comment: {t}",
+            path.display(),
+            i + 1
+        );
+    }
+}
+
 /// Rows of a run's metrics.jsonl.
 pub fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))

@@ -331,18 +331,7 @@ fn every_expert_config_parses_and_is_commented() {
     for entry in std::fs::read_dir(repo().join("configs/experts")).unwrap() {
         let path = entry.unwrap().path();
         names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            if !(t.is_empty() || t.starts_with('#') || t.starts_with('[')) {
-                assert!(
-                    t.contains(" # "),
-                    "{}:{}: every key needs a comment: {t}",
-                    path.display(),
-                    i + 1
-                );
-            }
-        }
+        crate::common::assert_keys_commented(&path);
         let out = run_ok(
             lmtrain()
                 .args(["expert", "train", "--dump-config", "--config"])

@@ -120,19 +120,7 @@ fn every_shipped_config_is_covered_and_fully_commented() {
             ["quickstart", "tinystories", "wikipedia"].contains(&name.as_ref()),
             "{name}.toml has no smoke test below; add one"
         );
-        let text = std::fs::read_to_string(c).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
-                continue;
-            }
-            assert!(
-                t.contains(" # "),
-                "{}:{}: every key needs a one-line comment: {t}",
-                c.display(),
-                i + 1
-            );
-        }
+        crate::common::assert_keys_commented(c);
         // And it parses against the schema.
         run_ok(lmtrain().arg("--config").arg(c).arg("--dump-config"));
     }
