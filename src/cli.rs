@@ -14,8 +14,10 @@ use crate::run::{resolve_request, run_training, TrainRequest};
     version,
     about = "Train GPT language models in burn and study gradient variance amplification (raw vs EMA weights)",
     long_about = "Train GPT language models in burn and study gradient variance amplification.\n\n\
-        `lmtrain --config FILE` trains (the same as `lmtrain train --config FILE`). Every run logs \
-        validation loss for the raw weights and for the EMA of iterates (Block et al., ICLR 2024).\n\n\
+        `lmtrain --config FILE` trains (the same as `lmtrain train --config FILE`): a language \
+        model, or with `[task] kind = \"bc\"` (configs/bc/) a policy cloned from a MuJoCo expert. \
+        Every run logs validation loss for the raw weights and for the EMA of iterates (Block et \
+        al., ICLR 2024), and its long-horizon quality: generations for the LM, rollouts for BC.\n\n\
         Quick start: scripts/setup.sh && lmtrain --config configs/quickstart.toml",
     args_conflicts_with_subcommands = true
 )]
@@ -28,7 +30,8 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// TOML config file (see configs/). Relative paths in it resolve against its directory.
+    /// TOML config file (see configs/; configs/bc/ for behaviour cloning). Relative paths in it
+    /// resolve against its directory; relative paths given with --set, against the current one.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Override a config value; repeatable. VALUE is parsed as TOML, else taken as a string
