@@ -25,5 +25,6 @@ for env in "${envs[@]}"; do
         --set "train.run_name=\"$name\"" --set "train.seed=$seed"
     fi
   done
-  "$LMTRAIN" report "$out/$env-seed0" "$out/$env-seed1" --out "$out/report-$env" || true
+  # Every evaluation: the early phase, where a clone swings most, is the interesting one.
+  "$LMTRAIN" report "$out/$env-seed0" "$out/$env-seed1" --from-step 0 --out "$out/report-$env"
 done
