@@ -42,8 +42,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub dump_config: bool,
     /// Continue the run in RUN_DIR from its latest checkpoint, up to train.max_steps. May come
-    /// with the run's --config and --set flags; only train.max_steps, train.log_every,
-    /// checkpoint.* and eval.* may differ.
+    /// with the run's --config and --set flags; only train.max_steps, train.log_every, the
+    /// train.on_nonfinite keys, checkpoint.* and eval.* may differ (and model.fused_ops for a
+    /// language model, device for behaviour cloning); a refusal names what differs.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// With --resume: continue although the train shards differ from those the checkpoint

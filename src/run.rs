@@ -58,7 +58,15 @@ pub fn resolve_request(req: &TrainRequest) -> Result<(Config, String)> {
 pub fn request_kind(req: &TrainRequest) -> Result<crate::config::TaskKind> {
     match (&req.config, &req.resume) {
         (Some(file), _) => crate::config::task_kind(file, &req.overrides),
-        (None, Some(dir)) => crate::config::task_kind(&dir.join("config.toml"), &req.overrides),
+        (None, Some(dir)) => {
+            if !dir.join("config.toml").is_file() {
+                bail!(
+                    "{} is not a run directory (no config.toml): give --resume the directory a run wrote under train.out_dir",
+                    dir.display()
+                );
+            }
+            crate::config::task_kind(&dir.join("config.toml"), &req.overrides)
+        }
         (None, None) => {
             bail!("give --config FILE (e.g. configs/quickstart.toml) or --resume RUN_DIR")
         }
@@ -92,15 +100,35 @@ pub fn new_run_dir_in(out_dir: &str, run_name: Option<&str>, name: &str) -> Resu
     Ok(dir)
 }
 
+/// Removes, when dropped, a new run directory that a failed start left with nothing but its
+/// config.toml (bad data, a bad expert, …): no metrics.jsonl, no checkpoints, no tokenizer. A
+/// directory where training began is never touched.
+pub struct FreshRunDir(pub Option<PathBuf>);
+
+impl Drop for FreshRunDir {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else {
+            return;
+        };
+        let began = ["metrics.jsonl", "checkpoints", "tokenizer.json"]
+            .iter()
+            .any(|name| dir.join(name).exists());
+        if !began {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// Checks that a resumed run only changes what a resume may change.
 fn check_resume_compatible(run_dir: &Path, config: &Config) -> Result<PathBuf> {
     let saved = Config::from_run_file(&run_dir.join("config.toml"))?;
     let diffs = config.incompatible_keys(&saved)?;
     if !diffs.is_empty() {
         bail!(
-            "incompatible: resuming {} with a config that changes {}. Only train.max_steps, train.log_every, model.fused_ops, checkpoint.* and eval.* may change on resume; start a new run for anything else",
+            "incompatible: resuming {} with a config that changes {}. Only {} may change on resume; start a new run for anything else",
             run_dir.display(),
-            diffs.join(", ")
+            diffs.join(", "),
+            crate::config::resumable_text(&Config::RESUMABLE.0, &Config::RESUMABLE.1)
         );
     }
     checkpoint::resolve(run_dir)
@@ -155,6 +183,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         }
         None => (new_run_dir(&config, &name)?, None),
     };
+    let _fresh = FreshRunDir(resume_from.is_none().then(|| run_dir.clone()));
     // The resolved config goes into the run directory before step 1.
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
 

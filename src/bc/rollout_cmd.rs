@@ -63,6 +63,12 @@ pub fn load_policy(checkpoint_path: &Path, ema: bool) -> Result<LoadedPolicy> {
     }
     let config: BcConfig = toml::from_str(&meta.config)
         .with_context(|| format!("{}: the stored BC config is unreadable", path.display()))?;
+    if config.linear.is_some() {
+        bail!(
+            "{} is the linear-system testbed: it has no environment to roll out in; its rollout costs are in the run's metrics.jsonl",
+            path.display()
+        );
+    }
     let info: BcInfo = match serde_json::from_value(meta.task_info.clone()) {
         Ok(info) => info,
         // Early version-3 files recorded no task info: the dataset still says the environment.

@@ -82,9 +82,10 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             let diffs = config.incompatible_keys(&saved)?;
             if !diffs.is_empty() {
                 bail!(
-                    "incompatible: resuming {} with a config that changes {}. Only train.max_steps, train.log_every, device, checkpoint.* and eval.* may change on resume; start a new run for anything else",
+                    "incompatible: resuming {} with a config that changes {}. Only {} may change on resume; start a new run for anything else",
                     dir.display(),
-                    diffs.join(", ")
+                    diffs.join(", "),
+                    crate::config::resumable_text(&BcConfig::RESUMABLE.0, &BcConfig::RESUMABLE.1)
                 );
             }
             (dir.clone(), Some(checkpoint::resolve(dir)?))
@@ -98,6 +99,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             None,
         ),
     };
+    let _fresh = crate::run::FreshRunDir(resume_from.is_none().then(|| run_dir.clone()));
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
 

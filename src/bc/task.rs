@@ -181,6 +181,7 @@ impl Task for BcTask {
             weights.push(("ema", download(e)?));
         }
         let mut out = Vec::new();
+        let started = std::time::Instant::now();
         for (name, params) in &weights {
             let rs = rollout::rollouts(&r.spec, &self.policy, params)?;
             rollout::append_log(&r.log, step, name, &rs)?;
@@ -191,6 +192,11 @@ impl Task for BcTask {
                 r.spec.expert.is_some(),
             ));
         }
+        // Wall time of the whole evaluation (every weights' episodes), for BENCHMARKS.md.
+        out.push((
+            "rollout_seconds".to_string(),
+            started.elapsed().as_secs_f64(),
+        ));
         Ok(out)
     }
 

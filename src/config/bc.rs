@@ -401,18 +401,19 @@ impl BcConfig {
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
     /// `train.log_every`, the `train.on_nonfinite` keys, `device`, `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Self) -> Result<Vec<String>> {
-        super::load::incompatible_keys(
-            self,
-            other,
-            &[
-                "train.max_steps",
-                "train.log_every",
-                "train.on_nonfinite",
-                "train.rollback_lr_factor",
-                "train.max_rollbacks",
-                "device",
-            ],
-            &["checkpoint", "eval"],
-        )
+        super::load::incompatible_keys(self, other, &Self::RESUMABLE.0, &Self::RESUMABLE.1)
     }
+
+    /// Keys and tables a resume may change (the rest must equal the run's).
+    pub const RESUMABLE: ([&'static str; 6], [&'static str; 2]) = (
+        [
+            "train.max_steps",
+            "train.log_every",
+            "train.on_nonfinite",
+            "train.rollback_lr_factor",
+            "train.max_rollbacks",
+            "device",
+        ],
+        ["checkpoint", "eval"],
+    );
 }

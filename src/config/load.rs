@@ -85,8 +85,16 @@ pub fn load_typed<T: DeserializeOwned>(file: &Path, overrides: &[String]) -> Res
         let value = absolute_override(&key, value)?;
         set_dotted(&mut table, &key, value)
             .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
-        deserialize_typed::<T>(&table)
-            .with_context(|| format!("--set {spec} (config file {})", file.display()))?;
+        // The error's own message only: its line numbers and snippet would be those of the
+        // re-serialized table, not of the file.
+        let text = toml::to_string(&table).context("cannot re-serialize the config table")?;
+        if let Err(e) = toml::from_str::<T>(&text) {
+            bail!(
+                "--set {spec} (config file {}): {}",
+                file.display(),
+                e.message().trim_end()
+            );
+        }
     }
     let value = deserialize_typed::<T>(&table)?;
     let name = file
@@ -153,6 +161,17 @@ pub fn differing_keys(a: &toml::Value, b: &toml::Value) -> Vec<String> {
     let mut diffs = Vec::new();
     diff_values("", a, b, &mut diffs);
     diffs
+}
+
+/// What a resume may change, for error messages: "a, b, c.* and d.*".
+pub fn resumable_text(keys: &[&str], tables: &[&str]) -> String {
+    let mut all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    all.extend(tables.iter().map(|t| format!("{t}.*")));
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
 }
 
 /// The dotted keys whose values differ between two configs, less those a resume may change:
@@ -257,20 +276,21 @@ impl Config {
     /// `train.log_every`, `model.fused_ops` (the same function computed another way),
     /// `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
-        incompatible_keys(
-            self,
-            other,
-            &[
-                "train.max_steps",
-                "train.log_every",
-                "train.on_nonfinite",
-                "train.rollback_lr_factor",
-                "train.max_rollbacks",
-                "model.fused_ops",
-            ],
-            &["checkpoint", "eval"],
-        )
+        incompatible_keys(self, other, &Self::RESUMABLE.0, &Self::RESUMABLE.1)
     }
+
+    /// Keys and tables a resume may change (the rest must equal the run's).
+    pub const RESUMABLE: ([&'static str; 6], [&'static str; 2]) = (
+        [
+            "train.max_steps",
+            "train.log_every",
+            "train.on_nonfinite",
+            "train.rollback_lr_factor",
+            "train.max_rollbacks",
+            "model.fused_ops",
+        ],
+        ["checkpoint", "eval"],
+    );
 }
 
 fn diff_values(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {

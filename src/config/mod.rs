@@ -16,6 +16,6 @@ pub use bc::{
 pub use expert::{
     EnvConfig, ExpertConfig, SacCheckpointConfig, SacConfig, SacEvalConfig, SacTrainConfig,
 };
-pub use load::{load_config, parse_override, ConfigSource, ResolvedConfig};
+pub use load::{load_config, parse_override, resumable_text, ConfigSource, ResolvedConfig};
 pub use schema::*;
 pub use task::{kind_of_text, task_kind, TaskConfig, TaskKind};

@@ -61,8 +61,9 @@ pub fn resolve_glob(pattern: &str, base_dir: &Path) -> Result<Vec<PathBuf>> {
     if files.is_empty() {
         bail!(
             "no files match the data glob `{pattern}` (resolved to `{resolved}`); \
-             run scripts/setup.sh to download the data, or check the glob in the config \
-             (data.train_glob / data.val_glob; relative patterns are relative to the config file)"
+             check data.train_glob / data.val_glob (a relative pattern in a config file is \
+             relative to that file, one given with --set to the current directory), or run \
+             scripts/setup.sh, which writes the synthetic corpus and collects the BC datasets"
         );
     }
     files.sort();

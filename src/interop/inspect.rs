@@ -46,6 +46,10 @@ pub fn inspect(path: &Path) -> Result<String> {
     // reported, not fatal, since the rest of the report is still true.
     let bc = crate::config::kind_of_text(&meta.config) == crate::config::TaskKind::Bc;
     match toml::from_str::<Config>(&meta.config) {
+        _ if bc && meta.task_info.is_null() => out.push(
+            "task: behaviour cloning, the linear-system testbed (its rollout costs are in metrics.jsonl)"
+                .to_string(),
+        ),
         _ if bc => out.push(format!(
             "task: behaviour cloning, {} (policy {}); evaluate with `lmtrain rollout --checkpoint`",
             meta.task_info,

@@ -361,7 +361,7 @@ fn settings_table(runs: &[RunReport]) -> String {
 fn definitions(trend_window: usize) -> String {
     let mut d = format!(
         "## Definitions\n\n\
-         The fixed definitions of issue 3 (\"Oscillation statistics\"), implemented in \
+         The fixed definitions (\"Oscillation statistics\"), implemented in \
          `src/eval/oscillation.rs`. For a series x₁..xₙ, one value per evaluation in step order:\n\n\
          - **trend**: centred moving average of width w = {trend_window}, the window shrinking \
          symmetrically at the ends (so the first and last points are their own trend);\n\
@@ -396,7 +396,7 @@ fn definitions(trend_window: usize) -> String {
     );
     d.push_str(
         "\nBehaviour cloning (`rollout_<metric>_<weights>`; the deterministic policy from the same \
-         start states at every evaluation; val loss is the BC loss on held-out expert episodes; \
+         start states at every evaluation; val loss is the BC loss on held-out data; \
          rollouts.jsonl has each episode):\n\n",
     );
     for (name, meaning) in ROLLOUT_METRICS {

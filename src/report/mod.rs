@@ -81,6 +81,52 @@ pub fn parse_trend_window(text: &str) -> std::result::Result<usize, String> {
     check_trend_window(window).map_err(|e| e.to_string())
 }
 
+/// The default statistics window of a run: from where the val-loss trend has settled
+/// ([`metrics_file::settled_step`]) and the EMA has left its burn-in (before it the EMA is the
+/// iterate), unless that leaves fewer than [`analysis::MIN_EVALUATIONS`] long-horizon
+/// evaluations; then every step. Returns the first step and the report's words for it.
+fn default_window(
+    full: &metrics_file::MetricsFile,
+    info: &run_info::RunInfo,
+    trend_window: usize,
+) -> (u64, String) {
+    let setting = |key: &str| {
+        info.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let burn_in = match setting("ema.enabled").as_deref() {
+        Some("false") => 0,
+        _ => setting("ema.burn_in")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |b| b + 1),
+    };
+    let settled = metrics_file::settled_step(full, trend_window).unwrap_or(0);
+    let start = settled.max(burn_in);
+    if start == 0 {
+        return (
+            0,
+            "every step (val loss has no descent to skip)".to_string(),
+        );
+    }
+    let long_horizon = |m: &metrics_file::MetricsFile| {
+        m.steps_with(|key| series_key::parse_key(key).is_some_and(|(q, _)| q.is_long_horizon()))
+            .len()
+    };
+    let left = long_horizon(&full.from_step(start));
+    if long_horizon(full) > 0 && left < analysis::MIN_EVALUATIONS {
+        return (
+            0,
+            format!("every step: after step {start}, where the val-loss trend has settled and the EMA has left its burn-in, only {left} long-horizon evaluation(s) remain"),
+        );
+    }
+    (
+        start,
+        format!("steps ≥ {start}, where the val-loss trend has less than 10% of its descent left and the EMA has left its burn-in (the default; --from-step N to choose, 0 for every step)"),
+    )
+}
+
 /// Reads every run, writes report.md and its plots, and says where.
 pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
     check_trend_window(options.trend_window)?;
@@ -98,13 +144,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
         let full = read_metrics(&info.dir)?;
         let (from_step, window_note) = match options.from_step {
             Some(n) => (n, format!("steps ≥ {n} (--from-step)")),
-            None => match metrics_file::settled_step(&full, options.trend_window) {
-                Some(n) => (
-                    n,
-                    format!("steps ≥ {n}, where the val-loss trend has less than 10% of its descent left (the default; --from-step N to choose, 0 for every step)"),
-                ),
-                None => (0, "every step (val loss has no descent to skip)".to_string()),
-            },
+            None => default_window(&full, &info, options.trend_window),
         };
         let metrics = full.from_step(from_step);
         let analysis = analyze(&metrics, options.trend_window)

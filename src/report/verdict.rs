@@ -178,10 +178,10 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
     lines
 }
 
-/// "[lo, hi]", or "none" when the bootstrap had nothing to resample.
+/// "[lo, hi]", or "—" when the bootstrap had nothing to resample.
 pub fn format_interval(ci: Option<Interval>) -> String {
     ci.map_or_else(
-        || "none".to_string(),
+        || "—".to_string(),
         |c| format!("[{}, {}]", format_ratio(c.lo), format_ratio(c.hi)),
     )
 }

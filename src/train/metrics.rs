@@ -73,6 +73,12 @@ impl MetricsRow {
                 s += &format!(" | {} {v:.2}", key.trim_start_matches("rollout_"));
             }
         }
+        // The linear testbed's rollout costs.
+        for (key, v) in &self.extra {
+            if key.starts_with("rollout_cost_h") {
+                s += &format!(" | {} {v:.4}", key.trim_start_matches("rollout_"));
+            }
+        }
         s
     }
 }
