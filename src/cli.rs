@@ -91,9 +91,13 @@ pub enum Command {
     /// Roll a behaviour-cloning checkpoint's policy out in its environment (deterministic
     /// actions, fixed reset seeds) and print each episode's return and the summary metrics.
     Rollout(RolloutArgs),
-    /// The landscape probe of a behaviour-cloning checkpoint: BC loss and rollout return along
-    /// 1-D slices θ + s·d (filter-normalised random directions and one minibatch gradient);
-    /// writes landscape.md, landscape.csv and plots.
+    /// The landscape probe (Block et al. 2024, §4): a checkpoint's weights moved along 1-D
+    /// slices θ + s·d, s ∈ [−R, R] (N random directions filter-normalised per weight-matrix
+    /// column as in Li et al. 2018, biases and normalisation gains left at zero, and the
+    /// gradient of one fixed training minibatch). A behaviour-cloning checkpoint gets the val
+    /// BC loss and the rollout return at each point; a language-model one the val loss and the
+    /// generation metric --metric (default: greedy story validity), scored by the trainer's own
+    /// evaluation code. Writes landscape.md (with the time it took), landscape.csv and plots.
     Landscape(LandscapeArgs),
     /// Data utilities.
     Data {
@@ -374,7 +378,8 @@ pub struct RolloutArgs {
 
 #[derive(Args, Debug)]
 pub struct LandscapeArgs {
-    /// A BC checkpoint file, or a run directory (its newest intact checkpoint).
+    /// A checkpoint file (BC or language model), or a run directory (its newest intact
+    /// checkpoint).
     #[arg(long, value_name = "PATH")]
     pub checkpoint: PathBuf,
     /// Probe around the EMA weights instead of the raw ones.
@@ -389,9 +394,26 @@ pub struct LandscapeArgs {
     /// Points per slice, evenly spaced over [−R, R] (odd: one at s = 0).
     #[arg(long, default_value_t = 11, value_parser = crate::config::ranges::flag_usize("landscape --points"))]
     pub points: usize,
-    /// Rollout episodes per point (default: the run's eval.rollouts).
+    /// BC only: rollout episodes per point (default: the run's eval.rollouts).
     #[arg(long, value_parser = crate::config::ranges::flag_usize("landscape --episodes"))]
     pub episodes: Option<usize>,
+    /// Language models only: the generation metric, as the trainer logs it
+    /// (gen_<metric>_<mode>_<weights>), over the run's fixed prompts and seeds. One of validity
+    /// (the story checker's greedy validity; the default), valid, rep2, rep4, distinct2,
+    /// distinct4, longest_span, length, invalid_<reason> (no_hero, wrong_character_loses,
+    /// wrong_character_at_end, pronoun_mismatch, object_mismatch, incomplete), judge_nll,
+    /// judge_nll_pos_0_64, judge_nll_pos_64_256, judge_nll_pos_256_end; each optionally suffixed
+    /// _greedy (the default) or _sample.
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
+    /// Language models only: validation windows per point, the first N of the run's fixed ones
+    /// [default: 32].
+    #[arg(long, value_name = "N", value_parser = crate::config::ranges::flag_usize("landscape --val-windows"))]
+    pub val_windows: Option<usize>,
+    /// Language models only: the device to evaluate on (cpu, cuda, cuda:N, auto, …) [default:
+    /// cpu]. BC probes run on the CPU.
+    #[arg(long, value_name = "D")]
+    pub device: Option<String>,
     /// Seed of the random directions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -482,24 +504,61 @@ pub fn run() -> Result<()> {
 }
 
 fn landscape_command(args: LandscapeArgs) -> Result<()> {
-    let out = match args.out {
-        Some(o) => o,
-        None => {
-            let ckpt = crate::train::checkpoint::resolve(&args.checkpoint)?;
-            crate::interop::host_model::run_dir_of(&ckpt).join("landscape")
+    let ckpt = crate::train::checkpoint::resolve(&args.checkpoint)?;
+    let kind = crate::config::kind_of_text(&crate::train::checkpoint::read_meta(&ckpt)?.config);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::interop::host_model::run_dir_of(&ckpt).join("landscape"));
+    let n = match kind {
+        crate::config::TaskKind::Bc => {
+            let lm_only = [
+                ("--metric", args.metric.is_some()),
+                ("--val-windows", args.val_windows.is_some()),
+                ("--device", args.device.is_some()),
+            ];
+            if let Some((flag, _)) = lm_only.iter().find(|(_, given)| *given) {
+                bail!(
+                    "{flag} applies to language-model checkpoints; {} is a behaviour-cloning one, whose probe measures the val BC loss and the rollout return on the CPU (--episodes sets the rollouts)",
+                    ckpt.display()
+                );
+            }
+            crate::bc::landscape::landscape(&crate::bc::landscape::LandscapeRequest {
+                checkpoint: &args.checkpoint,
+                ema: args.ema,
+                directions: args.directions,
+                radius: args.radius,
+                points: args.points,
+                episodes: args.episodes,
+                seed: args.seed,
+                out: out.clone(),
+            })?
+            .len()
+        }
+        crate::config::TaskKind::Lm => {
+            if args.episodes.is_some() {
+                bail!(
+                    "--episodes applies to behaviour-cloning checkpoints; {} is a language-model one: --metric picks its generation metric, --val-windows its validation windows",
+                    ckpt.display()
+                );
+            }
+            use crate::lm::landscape::{DEFAULT_METRIC, DEFAULT_VAL_WINDOWS};
+            crate::lm::landscape::landscape(&crate::lm::landscape::LmLandscapeRequest {
+                checkpoint: &args.checkpoint,
+                ema: args.ema,
+                directions: args.directions,
+                radius: args.radius,
+                points: args.points,
+                metric: args.metric.as_deref().unwrap_or(DEFAULT_METRIC),
+                val_windows: args.val_windows.unwrap_or(DEFAULT_VAL_WINDOWS),
+                seed: args.seed,
+                device: args.device.as_deref().unwrap_or("cpu"),
+                out: out.clone(),
+            })?
+            .len()
         }
     };
-    let points = crate::bc::landscape::landscape(&crate::bc::landscape::LandscapeRequest {
-        checkpoint: &args.checkpoint,
-        ema: args.ema,
-        directions: args.directions,
-        radius: args.radius,
-        points: args.points,
-        episodes: args.episodes,
-        seed: args.seed,
-        out: out.clone(),
-    })?;
-    eprintln!("{} points", points.len());
+    eprintln!("{n} points");
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", out.join("landscape.md").display()).context("cannot write to stdout")?;
     Ok(())

@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod interop;
 pub mod kernel_cache;
+pub mod landscape;
 pub mod lm;
 pub mod model;
 pub mod report;

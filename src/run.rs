@@ -273,14 +273,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         signal_hook::flag::register(sig, stop.clone())
             .context("cannot install the SIGINT/SIGTERM handler")?;
     }
-    let mut task = LmTask::new(
-        gpt,
-        data.train.clone(),
-        data.tokenizer.clone(),
-        config.train.seed,
-        data.val,
-        config.train.batch_size,
-    );
+    let mut task = LmTask::for_run(gpt, &config, &data);
     if let Some(i) = init {
         task = task.with_initial_params(i.params);
     }
@@ -292,18 +285,12 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             run_dir.join("generations.jsonl"),
         )?;
         if let Some(path) = &config.eval.judge_checkpoint {
-            let judge = crate::sample::load_model(Path::new(path), false, chosen.device.clone())
-                .with_context(|| format!("loading eval.judge_checkpoint {path}"))?;
-            if judge.tokenizer.content_hash() != data.tokenizer.content_hash() {
-                bail!(
-                    "eval.judge_checkpoint {path} uses a different tokenizer from this run's {}; a judge must share the tokenizer",
-                    data.tokenizer_path.display()
-                );
-            }
-            generation = generation.with_judge(Judge {
-                gpt: judge.gpt,
-                params: judge.params,
-            });
+            generation = generation.with_judge(Judge::load(
+                path,
+                &data.tokenizer,
+                &data.tokenizer_path,
+                &chosen.device,
+            )?);
         }
         task = task.with_generation(generation);
     }

@@ -128,6 +128,8 @@ impl LinearSystem {
         Pairs {
             obs,
             actions,
+            // Independent pairs: each is its own one-step "episode".
+            t: vec![0; n],
             obs_dim: d,
             action_dim: d,
         }
@@ -204,10 +206,13 @@ impl LinearTask {
         k
     }
 
-    fn loss_of(&self, params: &[Tensor<1>], obs: Tensor<2>, actions: Tensor<2>) -> Tensor<1> {
+    /// Over a batch of one-pair windows (`[B, 1, d]`).
+    fn loss_of(&self, params: &[Tensor<1>], batch: &BcBatch) -> Tensor<1> {
         let d = self.cfg.dim;
+        let b = batch.obs.dims()[0];
         let w = params[0].clone().reshape([d, d]);
-        let diff = obs.matmul(w) - actions;
+        let diff =
+            batch.obs.clone().reshape([b, d]).matmul(w) - batch.actions.clone().reshape([b, d]);
         // ‖K x − u‖² summed over coordinates, averaged over pairs: the reference's loss, whose
         // gradient sets the SGD noise (a mean over coordinates would divide the step by d).
         (diff.clone() * diff).sum_dim(1).mean()
@@ -228,7 +233,7 @@ impl Task for LinearTask {
 
     fn next_batch(&mut self, device: &Device) -> Result<BcBatch> {
         let idx = self.batches.next(self.batch_size);
-        Ok(self.train.batch(idx.into_iter(), device))
+        Ok(self.train.windows(idx.into_iter(), 1, device))
     }
 
     fn batch_tokens(&self, batch: &BcBatch) -> usize {
@@ -236,12 +241,12 @@ impl Task for LinearTask {
     }
 
     fn loss(&self, params: &[Tensor<1>], batch: &BcBatch, _train: bool) -> Tensor<1> {
-        self.loss_of(params, batch.obs.clone(), batch.actions.clone())
+        self.loss_of(params, batch)
     }
 
     fn val_loss(&self, params: &[Tensor<1>], device: &Device) -> Result<f64> {
-        let b = self.val.batch(0..self.val.len(), device);
-        let loss: f32 = self.loss_of(params, b.obs, b.actions).into_scalar();
+        let b = self.val.windows(0..self.val.len(), 1, device);
+        let loss: f32 = self.loss_of(params, &b).into_scalar();
         Ok(loss as f64)
     }
 

@@ -1,143 +1,208 @@
-//! The cloned policy (`[policy] kind = "mlp"`): a fully connected network on the normalised
-//! observation whose output is squashed by tanh and scaled to the action bounds, so that it can
-//! only propose actions the environment accepts (the experts' deterministic actions are
-//! `tanh(μ)·scale + bias` too). Parameters are flat, named `policy.fc1.weight` … `policy.fc_out.bias`.
+//! The cloned policy, whichever `[policy] kind` a config names: [`MlpPolicy`] on the current
+//! observation or [`TransformerPolicy`] over a window of them. Both see minibatches as windows
+//! (`[B, T, obs_dim]`, T = 1 for the MLP) built by [`Pairs::windows`], so the task, the
+//! landscape probe and the rollouts need not know which one they hold.
 
+use anyhow::Result;
 use burn::tensor::{Device, Tensor};
 
-use crate::config::{PolicyActivation, PolicyConfig};
+use super::mlp::MlpPolicy;
+use super::task::{BcBatch, Pairs};
+use super::transformer::TransformerPolicy;
+use crate::config::{PolicyConfig, PolicyKind};
 use crate::model::{HostParams, ParamSpec};
-use crate::rl::mlp::{Activation, MlpShape};
 use crate::rl::policy::ActionMap;
 
-/// Parameter name prefix.
-pub const PREFIX: &str = "policy.";
-
 #[derive(Clone, Debug)]
-pub struct MlpPolicy {
-    pub shape: MlpShape,
-    pub map: ActionMap,
-    specs: Vec<ParamSpec>,
+pub enum BcPolicy {
+    Mlp(MlpPolicy),
+    Transformer(TransformerPolicy),
 }
 
-impl MlpPolicy {
+impl BcPolicy {
+    /// The policy `cfg` describes for `obs_dim`-dimensional observations and actions in `map`'s
+    /// bounds. `kind = "linear"` belongs to the linear testbed, which has its own task; it gets
+    /// the MLP here only because config validation has already refused it with expert data.
     pub fn new(cfg: &PolicyConfig, obs_dim: usize, map: ActionMap) -> Self {
-        let shape = MlpShape {
-            input: obs_dim,
-            hidden: cfg.hidden.clone(),
-            heads: vec![("fc_out".into(), map.scale.len())],
-            activation: match cfg.activation {
-                PolicyActivation::Gelu => Activation::Gelu,
-                PolicyActivation::Relu => Activation::Relu,
-                PolicyActivation::Tanh => Activation::Tanh,
-            },
-        };
-        let specs = shape.specs(PREFIX);
-        Self { shape, map, specs }
+        match cfg.kind {
+            PolicyKind::Transformer => Self::Transformer(TransformerPolicy::new(cfg, obs_dim, map)),
+            PolicyKind::Mlp | PolicyKind::Linear => Self::Mlp(MlpPolicy::new(cfg, obs_dim, map)),
+        }
     }
 
     pub fn specs(&self) -> &[ParamSpec] {
-        &self.specs
+        match self {
+            Self::Mlp(p) => p.specs(),
+            Self::Transformer(p) => p.specs(),
+        }
     }
 
-    /// PyTorch's default `nn.Linear` initialisation, from `seed`.
     pub fn init(&self, seed: u64) -> HostParams {
-        self.shape.init(seed)
+        match self {
+            Self::Mlp(p) => p.init(seed),
+            Self::Transformer(p) => p.init(seed),
+        }
     }
 
-    /// Actions `[B, A]` for normalised observations `obs` `[B, obs_dim]`.
-    pub fn forward(&self, params: &[Tensor<1>], obs: Tensor<2>, device: &Device) -> Tensor<2> {
-        let out = self.shape.forward(params, obs).remove(0);
-        let (scale, bias) = self.map.tensors(device);
-        out.tanh() * scale + bias
+    /// Observations per window: 1 for the MLP, `history` for the transformer.
+    pub fn history(&self) -> usize {
+        match self {
+            Self::Mlp(_) => 1,
+            Self::Transformer(p) => p.history,
+        }
     }
 
-    /// The BC loss ℓ_BC: the mean squared error to the expert's actions over the batch and the
-    /// action dimensions (Block et al. 2024, §2). `obs` `[B, obs_dim]`, `actions` `[B, A]`.
-    pub fn loss(
+    pub fn action_dim(&self) -> usize {
+        match self {
+            Self::Mlp(p) => p.map.scale.len(),
+            Self::Transformer(p) => p.map.scale.len(),
+        }
+    }
+
+    /// The windows ending at pairs `idx`, as this policy reads them.
+    pub fn batch(
         &self,
-        params: &[Tensor<1>],
-        obs: Tensor<2>,
-        actions: Tensor<2>,
+        pairs: &Pairs,
+        idx: impl Iterator<Item = usize>,
         device: &Device,
-    ) -> Tensor<1> {
-        let diff = self.forward(params, obs, device) - actions;
-        (diff.clone() * diff).mean()
+    ) -> BcBatch {
+        pairs.windows(idx, self.history(), device)
     }
 
-    /// The same action on the host for one normalised observation (f32), for rollouts.
-    pub fn act_host(&self, params: &[Vec<f32>], obs: &[f32]) -> Vec<f32> {
-        let out = self.shape.forward_host(params, obs).remove(0);
-        out.iter()
-            .zip(self.map.scale.iter().zip(&self.map.bias))
-            .map(|(u, (s, b))| u.tanh() * s + b)
-            .collect()
+    /// Actions `[B, T, A]` for a batch's windows.
+    pub fn forward(&self, params: &[Tensor<1>], obs: Tensor<3>, device: &Device) -> Tensor<3> {
+        match self {
+            Self::Mlp(p) => {
+                let [b, t, d] = obs.dims();
+                p.forward(params, obs.reshape([b * t, d]), device).reshape([
+                    b,
+                    t,
+                    p.map.scale.len(),
+                ])
+            }
+            Self::Transformer(p) => p.forward(params, obs, device),
+        }
+    }
+
+    /// The BC loss ℓ_BC (Block et al. 2024, §2): the mean squared error to the expert's actions
+    /// over the batch's real (unpadded) positions and the action dimensions.
+    pub fn loss(&self, params: &[Tensor<1>], batch: &BcBatch) -> Tensor<1> {
+        let device = batch.obs.device();
+        let diff = self.forward(params, batch.obs.clone(), &device) - batch.actions.clone();
+        let sq = diff.clone() * diff;
+        match &batch.mask {
+            None => sq.mean(),
+            Some(mask) => {
+                let n = (batch.valid * self.action_dim()).max(1);
+                (sq * mask.clone()).sum() / n as f64
+            }
+        }
+    }
+
+    /// ℓ_BC over every window of `pairs` (each pair's window, every real position), in chunks
+    /// that bound memory: the validation loss, and the landscape probe's.
+    pub fn mean_loss(&self, params: &[Tensor<1>], pairs: &Pairs, device: &Device) -> Result<f64> {
+        let n = pairs.len();
+        let chunk = (65_536 / self.history()).clamp(256, 8192);
+        let (mut total, mut positions) = (0.0f64, 0usize);
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let b = self.batch(pairs, start..end, device);
+            let loss: f32 = self.loss(params, &b).into_scalar();
+            total += loss as f64 * b.valid as f64;
+            positions += b.valid;
+            start = end;
+        }
+        Ok(total / positions.max(1) as f64)
     }
 
     /// One line for the run header.
     pub fn describe(&self, cfg: &PolicyConfig) -> String {
-        let n: usize = self.specs.iter().map(ParamSpec::numel).sum();
-        format!(
-            "policy: MLP {} → {:?} ({:?}) → {} (tanh, scaled to the action bounds) — {n} parameters",
-            self.shape.input,
-            cfg.hidden,
-            cfg.activation,
-            self.map.scale.len()
-        )
+        match self {
+            Self::Mlp(p) => p.describe(cfg),
+            Self::Transformer(p) => p.describe(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
 
-    #[test]
-    fn device_and_host_actions_agree_and_respect_the_bounds() {
-        let d = Device::flex();
-        let cfg = PolicyConfig {
-            hidden: vec![8, 8],
-            ..Default::default()
-        };
-        let map = ActionMap::from_bounds(&[-0.4, -1.0], &[0.4, 3.0]);
-        let p = MlpPolicy::new(&cfg, 3, map);
-        let mut host = p.init(5);
-        // Large output weights saturate the tanh: the actions must still lie in the bounds.
-        host[4].iter_mut().for_each(|w| *w *= 50.0);
-        let params = crate::model::params::upload(p.specs(), &host, &d).unwrap();
-        let x = vec![0.5f32, -2.0, 1.5];
-        let dev = p
-            .forward(
-                &params,
-                Tensor::from_data(TensorData::new(x.clone(), [1, 3]), &d),
-                &d,
-            )
-            .to_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let h = p.act_host(&host, &x);
-        for (a, b) in dev.iter().zip(&h) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    fn episode_pairs() -> Pairs {
+        // Two episodes of 3 and 2 pairs; observation i is [i, −i], action i is [i / 10].
+        Pairs {
+            obs: (0..5).flat_map(|i| [i as f32, -(i as f32)]).collect(),
+            actions: (0..5).map(|i| i as f32 / 10.0).collect(),
+            t: vec![0, 1, 2, 0, 1],
+            obs_dim: 2,
+            action_dim: 1,
         }
-        assert!(
-            (-0.4..=0.4).contains(&h[0]) && (-1.0..=3.0).contains(&h[1]),
-            "{h:?}"
-        );
     }
 
-    /// With every weight zero the policy's action is the bounds' centre, so ℓ_BC has a closed
-    /// form: the mean over batch and dimensions of (centre − a)².
+    /// Windows end at the asked pair, are padded on the left with zeros at an episode's start,
+    /// and never reach into the previous episode; the mask marks the real positions.
     #[test]
-    fn bc_loss_of_the_zero_policy_is_the_closed_form() {
+    fn windows_pad_at_episode_starts() {
         let d = Device::flex();
-        let map = ActionMap::from_bounds(&[-1.0, 0.0], &[1.0, 2.0]); // centres 0 and 1
-        let p = MlpPolicy::new(&PolicyConfig::default(), 2, map);
+        let w = episode_pairs().windows([2usize, 3, 4].into_iter(), 3, &d);
+        let obs: Vec<f32> = w.obs.to_data().try_to_vec().unwrap();
+        assert_eq!(
+            obs,
+            [
+                [0., 0., 1., -1., 2., -2.],
+                [0., 0., 0., 0., 3., -3.],
+                [0., 0., 3., -3., 4., -4.]
+            ]
+            .concat()
+        );
+        let mask: Vec<f32> = w.mask.unwrap().to_data().try_to_vec().unwrap();
+        assert_eq!(mask, [1., 1., 1., 0., 0., 1., 0., 1., 1.]);
+        assert_eq!(w.valid, 6);
+        // No padding, no mask.
+        assert!(episode_pairs()
+            .windows([2usize].into_iter(), 3, &d)
+            .mask
+            .is_none());
+    }
+
+    /// With every weight zero the transformer acts at the bounds' centre at every position, so
+    /// ℓ_BC has a closed form: the mean of (centre − a)² over the real positions only.
+    #[test]
+    fn transformer_bc_loss_of_the_zero_policy_skips_padding() {
+        let d = Device::flex();
+        let cfg = PolicyConfig {
+            kind: PolicyKind::Transformer,
+            n_layer: Some(1),
+            n_head: Some(1),
+            n_embd: Some(4),
+            history: Some(3),
+            ..Default::default()
+        };
+        let p = BcPolicy::new(&cfg, 2, ActionMap::from_bounds(&[0.0], &[0.4])); // centre 0.2
         let zeros: HostParams = p.specs().iter().map(|s| vec![0.0; s.numel()]).collect();
         let params = crate::model::params::upload(p.specs(), &zeros, &d).unwrap();
-        let obs = Tensor::from_data(TensorData::new(vec![0.3f32, 0.1, -0.5, 2.0], [2, 2]), &d);
-        let acts = Tensor::from_data(TensorData::new(vec![0.5f32, 1.0, -0.25, 3.0], [2, 2]), &d);
-        let loss: f32 = p.loss(&params, obs, acts, &d).into_scalar();
-        let want = (0.5f32.powi(2) + 0.0 + 0.25f32.powi(2) + 2.0f32.powi(2)) / 4.0;
+        let pairs = episode_pairs();
+        let b = p.batch(&pairs, [0usize, 4].into_iter(), &d);
+        let loss: f32 = p.loss(&params, &b).into_scalar();
+        // Window at pair 0: pair 0 alone; at pair 4: pairs 3 and 4.
+        let want = [0.0f32, 0.3, 0.4]
+            .iter()
+            .map(|a| (0.2 - a).powi(2))
+            .sum::<f32>()
+            / 3.0;
         assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+        // mean_loss weights every real position of every window alike.
+        let all = p.mean_loss(&params, &pairs, &d).unwrap();
+        let windows = [vec![0], vec![0, 1], vec![0, 1, 2], vec![3], vec![3, 4]];
+        let n: usize = windows.iter().map(Vec::len).sum();
+        let want_all = windows
+            .iter()
+            .flatten()
+            .map(|&i| (0.2 - i as f64 / 10.0).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        assert!((all - want_all).abs() < 1e-6, "{all} vs {want_all}");
     }
 }

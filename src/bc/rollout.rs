@@ -5,8 +5,9 @@
 //! visited state is scored by the imitator's action error against the expert's action there:
 //! on the expert's own states that error is the BC loss; on the imitator's it grows as the two
 //! trajectories drift apart (the compounding error of Ross et al. 2011, which the paper's
-//! amplification acts through). Episodes run in parallel across cores, with host-side forwards
-//! of the policy and the expert.
+//! amplification acts through). The MLP's episodes run in parallel across cores, with host-side
+//! forwards of the policy and the expert; the transformer's run in lockstep, one batched forward
+//! over every live episode's window per step ([`super::rollout_lockstep`]).
 
 use std::path::PathBuf;
 
@@ -14,9 +15,12 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use burn::tensor::Device;
+
+use super::mlp::MlpPolicy;
 use super::normalize::ObsNorm;
-use super::policy::MlpPolicy;
-use crate::rl::environment;
+use super::policy::BcPolicy;
+use crate::rl::environment::{self, Environment};
 use crate::rl::policy::HostActor;
 
 /// One rollout episode.
@@ -44,16 +48,74 @@ pub struct RolloutSpec {
     pub expert: Option<HostActor>,
 }
 
-/// Rolls the policy with `params` out from every seed of `spec`, in parallel.
+/// Rolls the policy with `params` out from every seed of `spec`: the MLP's episodes in
+/// parallel on the host, the transformer's in lockstep on `device`. Episodes in seed order.
 pub fn rollouts(
     spec: &RolloutSpec,
-    policy: &MlpPolicy,
+    policy: &BcPolicy,
     params: &[Vec<f32>],
+    device: &Device,
 ) -> Result<Vec<Rollout>> {
-    spec.seeds
-        .par_iter()
-        .map(|&seed| episode(spec, policy, params, seed))
-        .collect()
+    match policy {
+        BcPolicy::Mlp(p) => spec
+            .seeds
+            .par_iter()
+            .map(|&seed| episode(spec, p, params, seed))
+            .collect(),
+        BcPolicy::Transformer(p) => super::rollout_lockstep::rollouts(spec, p, params, device),
+    }
+}
+
+/// An environment reset for rollout `seed`, its first observation and an empty record.
+pub(super) fn start(
+    spec: &RolloutSpec,
+    seed: u64,
+) -> Result<(Box<dyn Environment>, Vec<f64>, Rollout)> {
+    let mut env = environment::make(&spec.env_id)?;
+    let obs = env
+        .reset(seed)
+        .with_context(|| format!("{} reset from seed {seed}", spec.env_id))?;
+    let r = Rollout {
+        seed,
+        ret: 0.0,
+        length: 0,
+        fell: false,
+        sq_err_sum: 0.0,
+    };
+    Ok((env, obs, r))
+}
+
+/// Scores `action` at `obs` against the expert, steps `env` with it and records the outcome in
+/// `r`. Returns the next observation, or None when the episode has ended (fallen, truncated,
+/// unstable, or at the horizon).
+pub(super) fn advance(
+    spec: &RolloutSpec,
+    env: &mut dyn Environment,
+    obs: &[f64],
+    action: &[f32],
+    r: &mut Rollout,
+) -> Option<Vec<f64>> {
+    if let Some(expert) = &spec.expert {
+        let target = expert.mean_action(obs);
+        r.sq_err_sum += action
+            .iter()
+            .zip(&target)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>();
+    }
+    r.length += 1;
+    let Ok(o) = env.step(action) else {
+        // MuJoCo went unstable: the policy drove the body somewhere it cannot be simulated.
+        // The episode ends there and counts as a fall.
+        r.fell = true;
+        return None;
+    };
+    r.ret += o.reward;
+    if o.terminated {
+        r.fell = true;
+        return None;
+    }
+    (!o.truncated && r.length < spec.horizon).then_some(o.obs)
 }
 
 fn episode(
@@ -62,46 +124,18 @@ fn episode(
     params: &[Vec<f32>],
     seed: u64,
 ) -> Result<Rollout> {
-    let mut env = environment::make(&spec.env_id)?;
-    let mut obs = env
-        .reset(seed)
-        .with_context(|| format!("{} reset from seed {seed}", spec.env_id))?;
-    let mut r = Rollout {
-        seed,
-        ret: 0.0,
-        length: 0,
-        fell: false,
-        sq_err_sum: 0.0,
-    };
-    while r.length < spec.horizon {
+    let (mut env, mut obs, mut r) = start(spec, seed)?;
+    if spec.horizon == 0 {
+        return Ok(r);
+    }
+    loop {
         let x = spec.norm.apply(obs.iter().map(|&v| v as f32));
         let action = policy.act_host(params, &x);
-        if let Some(expert) = &spec.expert {
-            let target = expert.mean_action(&obs);
-            r.sq_err_sum += action
-                .iter()
-                .zip(&target)
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>();
+        match advance(spec, env.as_mut(), &obs, &action, &mut r) {
+            Some(next) => obs = next,
+            None => return Ok(r),
         }
-        r.length += 1;
-        let Ok(o) = env.step(&action) else {
-            // MuJoCo went unstable: the policy drove the body somewhere it cannot be
-            // simulated. The episode ends there and counts as a fall.
-            r.fell = true;
-            break;
-        };
-        r.ret += o.reward;
-        if o.terminated {
-            r.fell = true;
-            break;
-        }
-        if o.truncated {
-            break;
-        }
-        obs = o.obs;
     }
-    Ok(r)
 }
 
 /// The metrics of one set of rollouts for `metrics.jsonl`, keys suffixed with `_<weights>`:

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::normalize::ObsNorm;
-use super::policy::MlpPolicy;
+use super::policy::BcPolicy;
 use super::rollout::{self, Rollout, RolloutSpec};
 use super::task::BcInfo;
 use crate::config::{BcConfig, TaskKind};
@@ -42,7 +42,7 @@ pub struct LoadedPolicy {
     pub step: u64,
     pub config: BcConfig,
     pub info: BcInfo,
-    pub policy: MlpPolicy,
+    pub policy: BcPolicy,
     /// The raw or EMA weights, as asked.
     pub params: crate::model::HostParams,
     pub norm: ObsNorm,
@@ -81,7 +81,7 @@ pub fn load_policy(checkpoint_path: &Path, ema: bool) -> Result<LoadedPolicy> {
     };
     let env = environment::make(&info.env)?;
     let (low, high) = env.action_bounds();
-    let policy = MlpPolicy::new(
+    let policy = BcPolicy::new(
         &config.policy,
         info.obs_dim,
         ActionMap::from_bounds(&low, &high),
@@ -136,7 +136,7 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
     };
     let weights = if req.ema { "ema" } else { "raw" };
     let start = std::time::Instant::now();
-    let episodes = rollout::rollouts(&spec, &policy, &params)?;
+    let episodes = rollout::rollouts(&spec, &policy, &params, &burn::tensor::Device::flex())?;
     let seconds = start.elapsed().as_secs_f64();
     let metrics = rollout::metrics(&episodes, weights, info.action_dim, spec.expert.is_some());
     Ok(RolloutReport {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::dataset::{self, DatasetInfo, Split};
 use super::normalize::ObsNorm;
-use super::policy::MlpPolicy;
+use super::policy::BcPolicy;
 use super::rollout::RolloutSpec;
 use super::task::{BcInfo, BcTask, Pairs, RolloutEval};
 use crate::config::{BcConfig, BcDataConfig};
@@ -67,6 +67,11 @@ pub fn pairs(split: &Split, norm: &ObsNorm) -> Pairs {
             .episodes
             .iter()
             .flat_map(|e| e.actions.iter().copied())
+            .collect(),
+        t: split
+            .episodes
+            .iter()
+            .flat_map(|e| 0..e.len(split.obs_dim) as u32)
             .collect(),
         obs_dim: split.obs_dim,
         action_dim: split.action_dim,
@@ -231,7 +236,7 @@ fn expert_task(
         .flat_map(|e| e.obs.iter().copied())
         .collect();
     let norm = ObsNorm::fit(&all_train_obs, train_split.obs_dim, data.obs_std_floor)?;
-    let policy = MlpPolicy::new(&config.policy, train_split.obs_dim, map);
+    let policy = BcPolicy::new(&config.policy, train_split.obs_dim, map);
     let used_returns: Vec<f64> = train_split
         .episodes
         .iter()

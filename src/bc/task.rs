@@ -13,17 +13,21 @@ use serde::{Deserialize, Serialize};
 
 use super::minibatch::Minibatches;
 use super::normalize::ObsNorm;
-use super::policy::MlpPolicy;
+use super::policy::BcPolicy;
 use super::rollout::{self, RolloutSpec};
 use crate::model::params::download;
 use crate::model::{HostParams, ParamSpec};
 use crate::train::Task;
 
-/// Normalised observations and expert actions, row-major.
+/// Normalised observations and expert actions, row-major, episodes one after another in time
+/// order.
 #[derive(Clone, Debug)]
 pub struct Pairs {
     pub obs: Vec<f32>,
     pub actions: Vec<f32>,
+    /// Each pair's time step within its episode (0 at the episode's first pair), so that a
+    /// window never reaches back into the previous episode.
+    pub t: Vec<u32>,
     pub obs_dim: usize,
     pub action_dim: usize,
 }
@@ -37,26 +41,52 @@ impl Pairs {
         self.obs.is_empty()
     }
 
-    /// Rows `idx` as a `[B, obs_dim]` and a `[B, A]` tensor.
-    pub fn batch(&self, idx: impl Iterator<Item = usize>, device: &Device) -> BcBatch {
-        let (mut o, mut a) = (Vec::new(), Vec::new());
-        let mut b = 0;
+    /// The windows of `history` pairs ending at pairs `idx`: observations `[B, history,
+    /// obs_dim]`, actions `[B, history, A]`. Positions before the episode's first pair are zero
+    /// (in normalised units, the mean observation) and masked out of the loss.
+    pub fn windows(
+        &self,
+        idx: impl Iterator<Item = usize>,
+        history: usize,
+        device: &Device,
+    ) -> BcBatch {
+        let (d, a) = (self.obs_dim, self.action_dim);
+        let (mut o, mut act, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut b, mut valid) = (0, 0);
         for i in idx {
-            o.extend_from_slice(&self.obs[i * self.obs_dim..(i + 1) * self.obs_dim]);
-            a.extend_from_slice(&self.actions[i * self.action_dim..(i + 1) * self.action_dim]);
+            for back in (0..history).rev() {
+                if back <= self.t[i] as usize {
+                    let j = i - back;
+                    o.extend_from_slice(&self.obs[j * d..(j + 1) * d]);
+                    act.extend_from_slice(&self.actions[j * a..(j + 1) * a]);
+                    mask.push(1.0f32);
+                    valid += 1;
+                } else {
+                    o.extend(std::iter::repeat_n(0.0, d));
+                    act.extend(std::iter::repeat_n(0.0, a));
+                    mask.push(0.0);
+                }
+            }
             b += 1;
         }
+        let padded = valid < b * history;
         BcBatch {
-            obs: Tensor::from_data(TensorData::new(o, [b, self.obs_dim]), device),
-            actions: Tensor::from_data(TensorData::new(a, [b, self.action_dim]), device),
+            obs: Tensor::from_data(TensorData::new(o, [b, history, d]), device),
+            actions: Tensor::from_data(TensorData::new(act, [b, history, a]), device),
+            mask: padded.then(|| Tensor::from_data(TensorData::new(mask, [b, history, 1]), device)),
+            valid,
         }
     }
 }
 
-/// Observations `[B, obs_dim]` and expert actions `[B, A]`.
+/// Windows of observations `[B, T, obs_dim]` and expert actions `[B, T, A]` (T = 1 for the MLP).
 pub struct BcBatch {
-    pub obs: Tensor<2>,
-    pub actions: Tensor<2>,
+    pub obs: Tensor<3>,
+    pub actions: Tensor<3>,
+    /// `[B, T, 1]`: 1 at positions holding a real pair, 0 at padding; `None` when none is padded.
+    pub mask: Option<Tensor<3>>,
+    /// Positions holding a real pair.
+    pub valid: usize,
 }
 
 /// The rollout evaluation and where it logs.
@@ -67,7 +97,7 @@ pub struct RolloutEval {
 }
 
 pub struct BcTask {
-    pub policy: MlpPolicy,
+    pub policy: BcPolicy,
     pub norm: ObsNorm,
     train: Pairs,
     val: Pairs,
@@ -91,7 +121,7 @@ pub struct BcInfo {
 
 impl BcTask {
     pub fn new(
-        policy: MlpPolicy,
+        policy: BcPolicy,
         norm: ObsNorm,
         train: Pairs,
         val: Pairs,
@@ -134,7 +164,7 @@ impl Task for BcTask {
 
     fn next_batch(&mut self, device: &Device) -> Result<BcBatch> {
         let idx = self.batches.next(self.batch_size);
-        Ok(self.train.batch(idx.into_iter(), device))
+        Ok(self.policy.batch(&self.train, idx.into_iter(), device))
     }
 
     fn batch_tokens(&self, batch: &BcBatch) -> usize {
@@ -142,28 +172,11 @@ impl Task for BcTask {
     }
 
     fn loss(&self, params: &[Tensor<1>], batch: &BcBatch, _train: bool) -> Tensor<1> {
-        let device = batch.obs.device();
-        self.policy
-            .loss(params, batch.obs.clone(), batch.actions.clone(), &device)
+        self.policy.loss(params, batch)
     }
 
     fn val_loss(&self, params: &[Tensor<1>], device: &Device) -> Result<f64> {
-        // Chunks bound memory; the mean is over every pair and action dimension.
-        let n = self.val.len();
-        let chunk = 8192;
-        let mut total = 0.0f64;
-        let mut start = 0;
-        while start < n {
-            let end = (start + chunk).min(n);
-            let b = self.val.batch(start..end, device);
-            let loss: f32 = self
-                .policy
-                .loss(params, b.obs, b.actions, device)
-                .into_scalar();
-            total += loss as f64 * (end - start) as f64;
-            start = end;
-        }
-        Ok(total / n.max(1) as f64)
+        self.policy.mean_loss(params, &self.val, device)
     }
 
     fn evaluate(
@@ -171,7 +184,7 @@ impl Task for BcTask {
         step: u64,
         raw: &[Tensor<1>],
         ema: Option<&[Tensor<1>]>,
-        _device: &Device,
+        device: &Device,
     ) -> Result<Vec<(String, f64)>> {
         let Some(r) = &self.rollouts else {
             return Ok(Vec::new());
@@ -183,7 +196,7 @@ impl Task for BcTask {
         let mut out = Vec::new();
         let started = std::time::Instant::now();
         for (name, params) in &weights {
-            let rs = rollout::rollouts(&r.spec, &self.policy, params)?;
+            let rs = rollout::rollouts(&r.spec, &self.policy, params, device)?;
             rollout::append_log(&r.log, step, name, &rs)?;
             out.extend(rollout::metrics(
                 &rs,

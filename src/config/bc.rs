@@ -148,6 +148,10 @@ pub enum PolicyKind {
     Mlp,
     /// u = K x, no bias, no squash: the linear-system testbed's policy.
     Linear,
+    /// The project's GPT blocks over the last `history` observations (causal attention, a
+    /// linear embedding in, a linear head out, tanh scaled to the bounds), the loss on every
+    /// position.
+    Transformer,
 }
 
 /// `[linear]`: the paper's theory vignette (Block et al. 2024, §3): x_{t+1} = A x_t + u_t with
@@ -215,6 +219,69 @@ pub struct PolicyConfig {
     pub hidden: Vec<usize>,
     #[serde(default)]
     pub activation: PolicyActivation,
+    /// Transformer blocks (`kind = "transformer"` only, like the three keys below; filled with
+    /// its default when absent, so the resolved config records every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_layer: Option<usize>,
+    /// Attention heads per block (must divide `n_embd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_head: Option<usize>,
+    /// Width of the residual stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_embd: Option<usize>,
+    /// Observations the transformer sees: the current one and the `history − 1` before it,
+    /// zero-padded (in normalised units, i.e. the mean observation) at an episode's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
+}
+
+/// The transformer policy's dimensions (`[policy]` keys, defaults filled in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransformerDims {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub history: usize,
+}
+
+impl PolicyConfig {
+    /// The transformer's dimensions, each key's default (ours: 2 blocks, 2 heads, width 64, 8
+    /// observations) where absent.
+    pub fn transformer_dims(&self) -> TransformerDims {
+        TransformerDims {
+            n_layer: self.n_layer.unwrap_or(2),
+            n_head: self.n_head.unwrap_or(2),
+            n_embd: self.n_embd.unwrap_or(64),
+            history: self.history.unwrap_or(8),
+        }
+    }
+
+    /// For `kind = "transformer"`, writes the defaults into absent keys (so that `config.toml`
+    /// and checkpoints record the dimensions used); for the other kinds, refuses the
+    /// transformer's keys, which they would silently ignore.
+    pub fn resolve(&mut self) -> Result<()> {
+        if self.kind == PolicyKind::Transformer {
+            let d = self.transformer_dims();
+            self.n_layer = Some(d.n_layer);
+            self.n_head = Some(d.n_head);
+            self.n_embd = Some(d.n_embd);
+            self.history = Some(d.history);
+            return Ok(());
+        }
+        for (key, v) in [
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+            ("history", self.history),
+        ] {
+            if v.is_some() {
+                bail!(
+                    "policy.{key} belongs to the transformer policy; remove it, or set policy.kind = \"transformer\""
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_hidden() -> Vec<usize> {
@@ -227,6 +294,10 @@ impl Default for PolicyConfig {
             kind: PolicyKind::Mlp,
             hidden: default_hidden(),
             activation: PolicyActivation::Gelu,
+            n_layer: None,
+            n_head: None,
+            n_embd: None,
+            history: None,
         }
     }
 }
@@ -294,9 +365,13 @@ impl BcConfig {
     /// config and the file's stem.
     pub fn load(file: &Path, overrides: &[String]) -> Result<(Self, String)> {
         let (mut config, name): (Self, String) = super::load::load_typed(file, overrides)?;
-        config.validate().with_context(|| {
-            format!("in config file {} (after --set overrides)", file.display())
-        })?;
+        config
+            .policy
+            .resolve()
+            .and_then(|()| config.validate())
+            .with_context(|| {
+                format!("in config file {} (after --set overrides)", file.display())
+            })?;
         let r = |v: &str| super::load::resolve_against_file(file, v);
         if let Some(data) = config.data.as_mut() {
             data.train_glob = r(&data.train_glob)?;
@@ -313,11 +388,13 @@ impl BcConfig {
     pub fn from_run_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let config: Self = toml::from_str(&text)
+        let mut config: Self = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
             .with_context(|| format!("in {}", path.display()))?;
         config
-            .validate()
+            .policy
+            .resolve()
+            .and_then(|()| config.validate())
             .with_context(|| format!("in {}", path.display()))?;
         Ok(config)
     }
@@ -334,8 +411,8 @@ impl BcConfig {
                     check_int("data.episodes", n as u64)?;
                 }
                 check("data.obs_std_floor", data.obs_std_floor)?;
-                if self.policy.kind != PolicyKind::Mlp {
-                    bail!("policy.kind = \"linear\" is the linear testbed's policy; clone expert data with policy.kind = \"mlp\"");
+                if self.policy.kind == PolicyKind::Linear {
+                    bail!("policy.kind = \"linear\" is the linear testbed's policy; clone expert data with policy.kind = \"mlp\" or \"transformer\"");
                 }
             }
             (None, Some(l)) => {
@@ -360,6 +437,20 @@ impl BcConfig {
             (None, None) => bail!(
                 "a BC config needs [data] with train_glob and val_glob (shards from `lmtrain expert collect`), or [linear] for the linear-system testbed"
             ),
+        }
+        if self.policy.kind == PolicyKind::Transformer {
+            let d = self.policy.transformer_dims();
+            check_int("policy.n_layer", d.n_layer as u64)?;
+            check_int("policy.n_head", d.n_head as u64)?;
+            check_int("policy.n_embd", d.n_embd as u64)?;
+            check_int("policy.history", d.history as u64)?;
+            if !d.n_embd.is_multiple_of(d.n_head) {
+                bail!(
+                    "policy.n_embd = {} is not a multiple of policy.n_head = {}: each head gets n_embd / n_head dimensions",
+                    d.n_embd,
+                    d.n_head
+                );
+            }
         }
         if self.policy.hidden.is_empty() {
             bail!("policy.hidden is empty: give at least one hidden width, e.g. [256, 256, 256]");

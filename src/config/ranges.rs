@@ -118,6 +118,8 @@ pub const RULES: &[Rule] = &[
     rule("ema.min_beta", Range::new(0.0, true, 1.0, true), ""),
     rule("ema.decay", PROBABILITY, ""),
     rule("ema.every", AT_LEAST_ONE, ""),
+    rule("ema.bias_power", NON_NEGATIVE, " (η of kind = \"bema\")"),
+    rule("ema.multiplier", POSITIVE, " (γ of kind = \"bema\")"),
     rule("train.max_steps", AT_LEAST_ONE, ""),
     rule("train.batch_size", AT_LEAST_ONE, ""),
     rule("train.log_every", AT_LEAST_ONE, ""),
@@ -135,6 +137,10 @@ pub const RULES: &[Rule] = &[
     rule("data.episodes", AT_LEAST_ONE, ""),
     rule("data.obs_std_floor", POSITIVE, ""),
     rule("policy.hidden", AT_LEAST_ONE, " (each width)"),
+    rule("policy.n_layer", AT_LEAST_ONE, ""),
+    rule("policy.n_head", AT_LEAST_ONE, ""),
+    rule("policy.n_embd", AT_LEAST_ONE, ""),
+    rule("policy.history", AT_LEAST_ONE, ""),
     rule("eval.rollouts", AT_LEAST_ONE, ""),
     rule("eval.horizon", AT_LEAST_ONE, ""),
     rule("eval.horizons", AT_LEAST_ONE, " (each horizon)"),
@@ -176,6 +182,7 @@ pub const RULES: &[Rule] = &[
     rule("landscape --radius", POSITIVE, ""),
     rule("landscape --points", Range::at_least(2.0), ""),
     rule("landscape --episodes", AT_LEAST_ONE, ""),
+    rule("landscape --val-windows", AT_LEAST_ONE, ""),
     rule("rollout --horizon", AT_LEAST_ONE, ""),
 ];
 

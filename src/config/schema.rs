@@ -185,29 +185,144 @@ impl Default for ScheduleConfig {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// `ema.kind`: how β_t is scheduled, and whether the evaluated weights are bias-corrected.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EmaKind {
+    /// β_t = max(min_beta, (ρ + t − t₀)^(−κ)).
     Poly,
+    /// β = 1 − decay.
     Constant,
+    /// Bias-corrected EMA (BEMA; Block & Zhang 2025, arXiv 2508.00180): the run evaluates
+    /// α_t(θ_t − θ₀) + EMA_t with α_t = (ρ + γ(t − t₀))^(−η), over the EMA with
+    /// β_t = max(min_beta, (ρ + γ(t − t₀))^(−κ)) (see [`crate::train::ema`]).
+    Bema {
+        /// η, `ema.bias_power` (default 0.2, as in the author code).
+        bias_power: f64,
+        /// γ, `ema.multiplier` (default 1, as in the author code).
+        multiplier: f64,
+    },
 }
 
+/// `ema.bias_power` when `kind = "bema"` does not give it.
+pub const DEFAULT_BIAS_POWER: f64 = 0.2;
+/// `ema.multiplier` when `kind = "bema"` does not give it.
+pub const DEFAULT_MULTIPLIER: f64 = 1.0;
+
+impl EmaKind {
+    /// BEMA with the default η and γ.
+    pub const BEMA: EmaKind = EmaKind::Bema {
+        bias_power: DEFAULT_BIAS_POWER,
+        multiplier: DEFAULT_MULTIPLIER,
+    };
+}
+
+/// `[ema]`. The TOML table is [`EmaTable`]: `bias_power` and `multiplier` live in
+/// [`EmaKind::Bema`], as only that kind reads them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "EmaTable", into = "EmaTable")]
 pub struct EmaConfig {
     pub enabled: bool,
     pub kind: EmaKind,
-    /// κ in β_t = (ρ + t − t₀)^(−κ).
+    /// κ in β_t = (ρ + t − t₀)^(−κ) (BEMA: (ρ + γ(t − t₀))^(−κ)).
     pub power: f64,
-    /// ρ.
+    /// ρ (BEMA: also in α_t).
     pub offset: f64,
-    /// t₀: for t ≤ t₀ the EMA equals the iterate.
+    /// t₀: for t ≤ t₀ the EMA equals the iterate (and BEMA's θ₀ follows it).
     pub burn_in: u64,
     pub min_beta: f64,
     /// Constant mode: β = 1 − decay.
     pub decay: f64,
     /// Update on steps divisible by this.
     pub every: u64,
+}
+
+/// `ema.kind` as written in TOML.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum EmaKindName {
+    Poly,
+    Constant,
+    Bema,
+}
+
+/// The `[ema]` table as written. `bias_power` and `multiplier` are read only when
+/// `kind = "bema"`; other kinds range-check and then ignore them (so that `--set ema.kind=poly`
+/// works on a BEMA config), and the resolved config writes them for BEMA runs only.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmaTable {
+    enabled: bool,
+    kind: EmaKindName,
+    power: f64,
+    offset: f64,
+    burn_in: u64,
+    min_beta: f64,
+    decay: f64,
+    every: u64,
+    /// η (`kind = "bema"`; default 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bias_power: Option<f64>,
+    /// γ (`kind = "bema"`; default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    multiplier: Option<f64>,
+}
+
+impl TryFrom<EmaTable> for EmaConfig {
+    type Error = String;
+    fn try_from(t: EmaTable) -> std::result::Result<Self, String> {
+        use super::ranges::check;
+        for (key, value) in [
+            ("ema.bias_power", t.bias_power),
+            ("ema.multiplier", t.multiplier),
+        ] {
+            if let Some(v) = value {
+                check(key, v).map_err(|e| e.to_string())?;
+            }
+        }
+        let kind = match t.kind {
+            EmaKindName::Poly => EmaKind::Poly,
+            EmaKindName::Constant => EmaKind::Constant,
+            EmaKindName::Bema => EmaKind::Bema {
+                bias_power: t.bias_power.unwrap_or(DEFAULT_BIAS_POWER),
+                multiplier: t.multiplier.unwrap_or(DEFAULT_MULTIPLIER),
+            },
+        };
+        Ok(EmaConfig {
+            enabled: t.enabled,
+            kind,
+            power: t.power,
+            offset: t.offset,
+            burn_in: t.burn_in,
+            min_beta: t.min_beta,
+            decay: t.decay,
+            every: t.every,
+        })
+    }
+}
+
+impl From<EmaConfig> for EmaTable {
+    fn from(c: EmaConfig) -> Self {
+        let (kind, bias_power, multiplier) = match c.kind {
+            EmaKind::Poly => (EmaKindName::Poly, None, None),
+            EmaKind::Constant => (EmaKindName::Constant, None, None),
+            EmaKind::Bema {
+                bias_power,
+                multiplier,
+            } => (EmaKindName::Bema, Some(bias_power), Some(multiplier)),
+        };
+        EmaTable {
+            enabled: c.enabled,
+            kind,
+            power: c.power,
+            offset: c.offset,
+            burn_in: c.burn_in,
+            min_beta: c.min_beta,
+            decay: c.decay,
+            every: c.every,
+            bias_power,
+            multiplier,
+        }
+    }
 }
 
 impl Default for EmaConfig {
@@ -490,6 +605,14 @@ pub(super) fn validate_loop_tables(p: &LoopParts) -> Result<()> {
     check("ema.offset", e.offset)?;
     check("ema.min_beta", e.min_beta)?;
     check("ema.decay", e.decay)?;
+    if let EmaKind::Bema {
+        bias_power,
+        multiplier,
+    } = e.kind
+    {
+        check("ema.bias_power", bias_power)?;
+        check("ema.multiplier", multiplier)?;
+    }
     let t = p.train;
     check_int("train.batch_size", t.batch_size as u64)?;
     check_int("train.max_steps", t.max_steps)?;

@@ -12,11 +12,23 @@
 //! blocks, which keeps their pairing. The interval is the 2.5th–97.5th percentile of
 //! [`RESAMPLES`] draws from a ChaCha8 stream seeded with [`SEED`], so a committed report
 //! reproduces exactly.
+//!
+//! The same draws give the interval of `resid_sd` ([`super::swing`], std(Δr) in the metric's
+//! units): it is the index's numerator.
+//!
+//! **Seeds pooled.** Runs that differ only in their training seed are independent replicates. A
+//! pooled statistic is the mean over the seeds of each seed's statistic, and its interval comes
+//! from a stratified bootstrap: each draw resamples every seed's own differences (its own block
+//! length, its own ChaCha8 stream: seed k of a pool uses stream k, so the first seed's draws are
+//! those of its single-run interval) and averages the seeds' resampled statistics. A pooled ratio
+//! (EMA/raw; metric/val loss) is the ratio of the two pooled means, draw by draw, so it matches
+//! the ratio of the pooled columns a report prints. One seed is the single-run case exactly.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::oscillation::{differences, residual, MIN_SERIES_LEN};
+use super::swing::population_std;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 2000;
@@ -42,6 +54,13 @@ pub fn block_length(m: usize) -> usize {
     ((m as f64).cbrt().ceil() as usize).max(1)
 }
 
+/// The resampling stream of the `k`-th seed of a pool (stream 0: a single run's).
+fn stream(k: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    rng.set_stream(k as u64);
+    rng
+}
+
 /// Indices 0..m resampled as circular blocks of length `block` (a block starting near the end
 /// continues from index 0).
 fn resample(m: usize, block: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
@@ -55,44 +74,100 @@ fn resample(m: usize, block: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     out
 }
 
-fn population_std(v: impl Iterator<Item = f64> + Clone) -> f64 {
-    let n = v.clone().count() as f64;
-    let mean = v.clone().sum::<f64>() / n;
-    (v.map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt()
+/// Which swing statistic a draw is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swing {
+    /// The oscillation index, std(Δr) / mean|x| (scale-free).
+    Index,
+    /// resid_sd, std(Δr) (the metric's units).
+    ResidSd,
 }
 
-/// For aligned series (same evaluations, same length), each one's bootstrap draws of the
-/// oscillation index, all from the same blocks. `None` when a series is shorter than
-/// [`MIN_SERIES_LEN`], holds a non-finite value, or has mean|x| = 0.
-pub fn index_draws(series: &[&[f64]], window: usize) -> Option<Vec<Vec<f64>>> {
-    let n = series.first()?.len();
-    if n < MIN_SERIES_LEN || series.iter().any(|s| s.len() != n) {
+/// Bootstrap draws of the swing of several aligned series, pooled over seeds by their mean:
+/// `[series][draw]`, [`RESAMPLES`] draws each.
+#[derive(Clone, Debug)]
+pub struct SwingDraws {
+    /// Draws of resid_sd = std(Δr), in each series' own units.
+    pub resid_sd: Vec<Vec<f64>>,
+    /// `None` when some seed's series has mean|x| = 0 (its index is undefined).
+    pub index: Option<Vec<Vec<f64>>>,
+}
+
+impl SwingDraws {
+    fn draws(&self, swing: Swing) -> Option<&Vec<Vec<f64>>> {
+        match swing {
+            Swing::Index => self.index.as_ref(),
+            Swing::ResidSd => Some(&self.resid_sd),
+        }
+    }
+
+    /// The 95% interval of series `j`'s (seed-mean) statistic.
+    pub fn interval(&self, swing: Swing, j: usize) -> Option<Interval> {
+        percentile_interval(self.draws(swing)?.get(j)?)
+    }
+
+    /// The 95% interval of statistic(`num`) / statistic(`den`), draw by draw (a draw whose
+    /// denominator is 0 counts as undefined).
+    pub fn ratio_interval(&self, swing: Swing, num: usize, den: usize) -> Option<Interval> {
+        let d = self.draws(swing)?;
+        let ratios: Vec<f64> = d
+            .get(num)?
+            .iter()
+            .zip(d.get(den)?)
+            .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
+            .collect();
+        percentile_interval(&ratios)
+    }
+}
+
+/// `seeds[k]` holds seed k's aligned series (same evaluations, same length within a seed; the
+/// same number of series, in the same roles, for every seed). Every seed's series are resampled
+/// with the same blocks, drawn from seed k's own stream. `None` when there is no seed, the
+/// seeds hold different numbers of series, or a series is shorter than [`MIN_SERIES_LEN`],
+/// misaligned within its seed, or holds a non-finite value.
+pub fn swing_draws(seeds: &[Vec<&[f64]>], window: usize) -> Option<SwingDraws> {
+    let count = seeds.first()?.len();
+    if count == 0 || seeds.iter().any(|s| s.len() != count) {
         return None;
     }
-    let mut diffs = Vec::new();
-    let mut levels = Vec::new();
-    for s in series {
-        if s.iter().any(|x| !x.is_finite()) {
+    let share = 1.0 / seeds.len() as f64;
+    let mut resid_sd = vec![vec![0.0; RESAMPLES]; count];
+    let mut index = Some(vec![vec![0.0; RESAMPLES]; count]);
+    for (k, series) in seeds.iter().enumerate() {
+        let n = series[0].len();
+        if n < MIN_SERIES_LEN
+            || series
+                .iter()
+                .any(|s| s.len() != n || s.iter().any(|x| !x.is_finite()))
+        {
             return None;
         }
-        let level = s.iter().map(|x| x.abs()).sum::<f64>() / n as f64;
-        if level == 0.0 {
-            return None;
+        let diffs: Vec<Vec<f64>> = series
+            .iter()
+            .map(|s| differences(&residual(s, window)))
+            .collect();
+        let levels: Vec<f64> = series
+            .iter()
+            .map(|s| s.iter().map(|x| x.abs()).sum::<f64>() / n as f64)
+            .collect();
+        if levels.contains(&0.0) {
+            index = None;
         }
-        diffs.push(differences(&residual(s, window)));
-        levels.push(level);
-    }
-    let m = n - 1;
-    let block = block_length(m);
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let mut draws = vec![Vec::with_capacity(RESAMPLES); series.len()];
-    for _ in 0..RESAMPLES {
-        let idx = resample(m, block, &mut rng);
-        for (j, d) in diffs.iter().enumerate() {
-            draws[j].push(population_std(idx.iter().map(|&i| d[i])) / levels[j]);
+        let m = n - 1;
+        let block = block_length(m);
+        let mut rng = stream(k);
+        for b in 0..RESAMPLES {
+            let idx = resample(m, block, &mut rng);
+            for (j, d) in diffs.iter().enumerate() {
+                let sd = population_std(idx.iter().map(|&i| d[i]));
+                resid_sd[j][b] += sd * share;
+                if let Some(index) = index.as_mut() {
+                    index[j][b] += sd / levels[j] * share;
+                }
+            }
         }
     }
-    Some(draws)
+    Some(SwingDraws { resid_sd, index })
 }
 
 /// The 2.5th and 97.5th percentiles of the finite `draws` (linear interpolation between order
@@ -117,41 +192,47 @@ pub fn percentile_interval(draws: &[f64]) -> Option<Interval> {
 
 /// The 95% interval of one series' oscillation index.
 pub fn index_interval(series: &[f64], window: usize) -> Option<Interval> {
-    let draws = index_draws(&[series], window)?;
-    percentile_interval(&draws[0])
+    swing_draws(&[vec![series]], window)?.interval(Swing::Index, 0)
 }
 
-/// The 95% interval of index(num)/index(den) for aligned series resampled together (a draw
-/// whose denominator is 0 counts as undefined).
+/// The 95% interval of index(num)/index(den) for aligned series resampled together.
 pub fn ratio_interval(num: &[f64], den: &[f64], window: usize) -> Option<Interval> {
-    let draws = index_draws(&[num, den], window)?;
-    let ratios: Vec<f64> = draws[0]
-        .iter()
-        .zip(&draws[1])
-        .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
-        .collect();
-    percentile_interval(&ratios)
+    swing_draws(&[vec![num, den]], window)?.ratio_interval(Swing::Index, 0, 1)
+}
+
+/// The 95% interval of the mean over seeds of each seed's mean of `values` (a series,
+/// autocorrelated; seed k resampled in blocks from stream k); one seed: the interval of its
+/// mean. `None` without seeds, or for a seed with fewer than 2 values or a non-finite one.
+pub fn pooled_mean_interval(seeds: &[&[f64]]) -> Option<Interval> {
+    if seeds.is_empty()
+        || seeds
+            .iter()
+            .any(|v| v.len() < 2 || v.iter().any(|x| !x.is_finite()))
+    {
+        return None;
+    }
+    let share = 1.0 / seeds.len() as f64;
+    let mut draws = vec![0.0; RESAMPLES];
+    for (k, values) in seeds.iter().enumerate() {
+        let m = values.len();
+        let block = block_length(m);
+        let mut rng = stream(k);
+        for draw in draws.iter_mut() {
+            let mean = resample(m, block, &mut rng)
+                .iter()
+                .map(|&i| values[i])
+                .sum::<f64>()
+                / m as f64;
+            *draw += mean * share;
+        }
+    }
+    percentile_interval(&draws)
 }
 
 /// The 95% interval of the mean of `values` (a series, autocorrelated), by the same block
 /// bootstrap; `None` for fewer than 2 values or a non-finite one.
 pub fn mean_interval(values: &[f64]) -> Option<Interval> {
-    let m = values.len();
-    if m < 2 || values.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let block = block_length(m);
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let draws: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            resample(m, block, &mut rng)
-                .iter()
-                .map(|&i| values[i])
-                .sum::<f64>()
-                / m as f64
-        })
-        .collect();
-    percentile_interval(&draws)
+    pooled_mean_interval(&[values])
 }
 
 #[cfg(test)]
@@ -196,6 +277,44 @@ mod tests {
         assert!(same.contains(1.0), "{same:?}");
         assert_eq!(index_interval(&[1.0, 2.0], 5), None);
         assert_eq!(index_interval(&[0.0; 10], 5), None);
+    }
+
+    #[test]
+    fn pooled_seeds_average_and_resample_independently() {
+        use crate::eval::swing::resid_sd;
+        let (a, b) = (noisy(60, 1.0, 5), noisy(60, 1.0, 6));
+        let single = |s: &[f64]| swing_draws(&[vec![s]], 5).unwrap();
+        // One seed is the single-run interval exactly.
+        assert_eq!(single(&a).interval(Swing::Index, 0), index_interval(&a, 5));
+        let pooled = swing_draws(&[vec![&a], vec![&b]], 5).unwrap();
+        // Seed 1 resamples from its own stream: twin seeds are not resampled in lockstep (their
+        // pooled draws would then be the single run's).
+        let (da, db) = (single(&a), single(&b));
+        let twin = swing_draws(&[vec![&a], vec![&a]], 5).unwrap();
+        assert_ne!(twin.resid_sd[0], da.resid_sd[0]);
+        // The pooled interval covers the mean of the seeds' estimates, and its width is that of
+        // a mean of two independent draws: √(w_a² + w_b²)/2 (twins: w_a/√2).
+        let mean = (resid_sd(&a, 5).unwrap() + resid_sd(&b, 5).unwrap()) / 2.0;
+        let ci = pooled.interval(Swing::ResidSd, 0).unwrap();
+        assert!(ci.contains(mean), "{ci:?} vs {mean}");
+        let width = |d: &SwingDraws| {
+            let c = d.interval(Swing::ResidSd, 0).unwrap();
+            c.hi - c.lo
+        };
+        let (wa, wb) = (width(&da), width(&db));
+        let expected = (wa * wa + wb * wb).sqrt() / 2.0;
+        assert!(
+            (width(&pooled) / expected - 1.0).abs() < 0.2,
+            "{wa} {wb} {ci:?}"
+        );
+        let twin_ratio = width(&twin) / (wa / 2f64.sqrt());
+        assert!((twin_ratio - 1.0).abs() < 0.2, "{twin_ratio}");
+        // Means pool the same way.
+        let m = pooled_mean_interval(&[&a, &b]).unwrap();
+        let w = |c: Interval| c.hi - c.lo;
+        assert!(w(m) < w(mean_interval(&a).unwrap()).max(w(mean_interval(&b).unwrap())));
+        assert_eq!(pooled_mean_interval(&[&a]), mean_interval(&a));
+        assert_eq!(swing_draws(&[vec![&a], vec![&a, &b]], 5).map(|_| ()), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod data_bench;
 pub mod gen_eval;
+pub mod landscape;
 pub mod prepare;
 pub mod task;
 

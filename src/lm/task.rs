@@ -6,6 +6,8 @@ use anyhow::{anyhow, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::gen_eval::GenerationEval;
+use super::prepare::RunData;
+use crate::config::Config;
 use crate::data::tokenizer::TextTokenizer;
 use crate::data::windows::{Cursor, TextSource, TrainStream};
 use crate::model::{Gpt, HostParams, ParamSpec};
@@ -60,13 +62,26 @@ impl LmTask {
         }
     }
 
-    /// Starts a new run from `params` (in spec order) instead of a random init.
+    /// The task of a run: `config`'s data seed and batch size over `data`'s training stream
+    /// and fixed validation windows (copied), as the trainer and the landscape probe build it.
+    pub fn for_run(gpt: Gpt, config: &Config, data: &RunData) -> Self {
+        Self::new(
+            gpt,
+            data.train.clone(),
+            data.tokenizer.clone(),
+            config.train.seed,
+            data.val.clone(),
+            config.train.batch_size,
+        )
+    }
+
     /// Enables the long-generation evaluation.
     pub fn with_generation(mut self, generation: GenerationEval) -> Self {
         self.generation = Some(generation);
         self
     }
 
+    /// Starts a new run from `params` (in spec order) instead of a random init.
     pub fn with_initial_params(mut self, params: HostParams) -> Self {
         self.initial = Some(params);
         self

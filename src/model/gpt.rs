@@ -294,17 +294,41 @@ impl Gpt {
         p: &[Tensor<1>],
         idx: Tensor<2, Int>,
         dropout: f64,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let [b, n] = idx.dims();
         let (c, v) = (self.shape.n_embd, self.shape.vocab_size);
+        let wte = self.mat(p, 0);
+        let tok = self.embed(wte.clone(), idx);
+        let x = self.trunk(p, tok, dropout, cache);
+        self.mm(x.reshape([b * n, c]), wte.transpose())
+            .reshape([b, n, v])
+    }
+
+    /// The final-LayerNorm hidden states `[batch, time, n_embd]` for input embeddings `x`
+    /// `[batch, time, n_embd]` (time ≤ block_size): learned positions (`p[1]`) added, then the
+    /// causal blocks and the final LayerNorm, no dropout. Only the parameters up to the final
+    /// LayerNorm are read (`p[..2 + 12·n_layer + 2]`; `p[0]` is not), so a model with its own
+    /// input map and head (the transformer BC policy, `src/bc/transformer.rs`) can put its
+    /// extra parameters after them.
+    pub fn hidden_states(&self, p: &[Tensor<1>], x: Tensor<3>) -> Tensor<3> {
+        self.trunk(p, x, 0.0, None)
+    }
+
+    /// Positions, blocks and final LayerNorm over embeddings `x` `[b, n, c]`.
+    fn trunk(
+        &self,
+        p: &[Tensor<1>],
+        x: Tensor<3>,
+        dropout: f64,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let [b, n, _] = x.dims();
         let start = cache.as_ref().map_or(0, |k| k.len);
         let total = start + n;
-        let wte = self.mat(p, 0);
         let wpe = self.mat(p, 1);
-        let tok = self.embed(wte.clone(), idx);
         let pos = wpe.narrow(0, start, n).unsqueeze::<3>();
-        let mut x = apply_dropout(tok + pos, dropout);
+        let mut x = apply_dropout(x + pos, dropout);
         // Query i (absolute position start + i) may not see keys after it; a single new token
         // sees everything cached, so it needs no mask.
         let mask = (n > 1).then(|| {
@@ -333,10 +357,8 @@ impl Gpt {
         if let Some(k) = cache {
             k.len = total;
         }
-        let np = p.len();
-        let x = self.ln(x, p, np - 2);
-        self.mm(x.reshape([b * n, c]), wte.transpose())
-            .reshape([b, n, v])
+        // The final LayerNorm follows the last block (not p.len() − 2: see hidden_states).
+        self.ln(x, p, self.block_base(self.shape.n_layer))
     }
 
     fn attention(

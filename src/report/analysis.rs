@@ -8,6 +8,14 @@
 //! - the val loss row is computed at the generation evaluations when the run has any, so val
 //!   loss and generation metrics are compared on the same grid of steps (an index depends on
 //!   the spacing of the points); a run without generation metrics uses every validation.
+//!
+//! Beside the index, every series gets `resid_sd` ([`crate::eval::swing`]: the index's
+//! numerator, in the metric's units), and each quantity the EMA/raw ratio of both.
+//!
+//! Runs that are seeds of one setting ([`super::run_info::seed_pools`]) are pooled by
+//! [`pool_analyses`]: each statistic becomes its mean over the seeds, and each interval comes
+//! from the stratified bootstrap of [`crate::eval::bootstrap`] over the same series the
+//! single-run statistics saw. A pooled ratio is the ratio of the pooled means.
 
 use std::collections::BTreeSet;
 
@@ -15,10 +23,11 @@ use anyhow::{bail, Result};
 
 use super::metrics_file::{MetricsFile, Series};
 use super::series_key::{parse_key, Quantity, Weights};
-use crate::eval::bootstrap::{index_interval, ratio_interval, Interval};
+use crate::eval::bootstrap::{swing_draws, Interval, Swing, SwingDraws};
 use crate::eval::oscillation::{
     lag1_autocorrelation_of_differences, oscillation_index, spearman_of_differences,
 };
+use crate::eval::swing::resid_sd;
 
 /// Fewest evaluations the report computes statistics for; below it the report says
 /// "too few evaluations". (Three points give two differences: nothing to judge oscillation by.)
@@ -42,6 +51,61 @@ pub struct StatValues {
     pub spearman_vs_val_loss: Option<f64>,
     /// The index's 95% block-bootstrap interval ([`crate::eval::bootstrap`]).
     pub index_ci: Option<Interval>,
+    /// std(Δr), in the metric's units ([`crate::eval::swing::resid_sd`]).
+    pub resid_sd: Option<f64>,
+    /// Its 95% interval (the same bootstrap draws as the index's).
+    pub resid_sd_ci: Option<Interval>,
+}
+
+/// The values a quantity's statistics were computed on, kept so that seeds can be pooled by
+/// resampling exactly these ([`pool_analyses`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatInputs {
+    /// The raw series the raw index and resid_sd saw (val loss: on the generation grid).
+    pub raw: Vec<f64>,
+    /// The same for EMA.
+    pub ema: Vec<f64>,
+    /// EMA and raw at the evaluations both were logged (the EMA/raw ratios).
+    pub ema_raw: [Vec<f64>; 2],
+    /// The metric and val loss, raw weights, at the evaluations both were logged (the
+    /// metric/val-loss ratio); `None` for val loss itself.
+    pub metric_val: Option<[Vec<f64>; 2]>,
+}
+
+/// The intervals of one quantity (one run, or seeds pooled).
+#[derive(Clone, Copy, Debug, Default)]
+struct Intervals {
+    index_raw: Option<Interval>,
+    index_ema: Option<Interval>,
+    resid_raw: Option<Interval>,
+    resid_ema: Option<Interval>,
+    ema_over_raw: Option<Interval>,
+    ema_over_raw_resid: Option<Interval>,
+    over_val_loss: Option<Interval>,
+}
+
+/// The intervals over `seeds` (one for a single run), each seed's inputs resampled on its own.
+fn intervals(seeds: &[&StatInputs], trend_window: usize) -> Intervals {
+    let draws = |pick: &dyn Fn(&StatInputs) -> Option<Vec<&[f64]>>| {
+        let series: Option<Vec<Vec<&[f64]>>> = seeds.iter().map(|s| pick(s)).collect();
+        swing_draws(&series?, trend_window)
+    };
+    let raw = draws(&|s| Some(vec![&s.raw]));
+    let ema = draws(&|s| Some(vec![&s.ema]));
+    let pair = draws(&|s| Some(vec![&s.ema_raw[0], &s.ema_raw[1]]));
+    let val = draws(&|s| s.metric_val.as_ref().map(|[m, v]| vec![m.as_slice(), v]));
+    let one = |d: &Option<SwingDraws>, swing| d.as_ref().and_then(|d| d.interval(swing, 0));
+    let ratio =
+        |d: &Option<SwingDraws>, swing| d.as_ref().and_then(|d| d.ratio_interval(swing, 0, 1));
+    Intervals {
+        index_raw: one(&raw, Swing::Index),
+        index_ema: one(&ema, Swing::Index),
+        resid_raw: one(&raw, Swing::ResidSd),
+        resid_ema: one(&ema, Swing::ResidSd),
+        ema_over_raw: ratio(&pair, Swing::Index),
+        ema_over_raw_resid: ratio(&pair, Swing::ResidSd),
+        over_val_loss: ratio(&val, Swing::Index),
+    }
 }
 
 /// One quantity's series and statistics, raw and EMA.
@@ -60,9 +124,13 @@ pub struct QuantityAnalysis {
     /// 95% interval of index(EMA)/index(raw), both resampled together at the evaluations both
     /// were logged.
     pub ema_over_raw_ci: Option<Interval>,
+    /// The same for resid_sd(EMA)/resid_sd(raw).
+    pub ema_over_raw_resid_ci: Option<Interval>,
     /// 95% interval of index(metric)/index(val loss), raw weights, at the evaluations both were
     /// logged; `None` for val loss itself.
     pub over_val_loss_ci: Option<Interval>,
+    /// What the statistics saw (empty for a pool).
+    pub inputs: StatInputs,
 }
 
 impl QuantityAnalysis {
@@ -84,6 +152,15 @@ impl QuantityAnalysis {
         match weights {
             Weights::Raw => &self.deltas_raw,
             Weights::Ema => &self.deltas_ema,
+        }
+    }
+
+    /// resid_sd(EMA) / resid_sd(raw), when both are defined and raw's is not 0.
+    pub fn ema_over_raw_resid(&self) -> Option<f64> {
+        let pick = |s: &SeriesStats| s.values.and_then(|v| v.resid_sd);
+        match (pick(&self.raw), pick(&self.ema)) {
+            (Some(raw), Some(ema)) if raw > 0.0 => Some(ema / raw),
+            _ => None,
         }
     }
 }
@@ -131,36 +208,61 @@ pub fn analyze(metrics: &MetricsFile, trend_window: usize) -> Result<RunAnalysis
         .map(|quantity| {
             let series_raw = metrics.series(&quantity.key(Weights::Raw));
             let series_ema = metrics.series(&quantity.key(Weights::Ema));
-            if quantity == Quantity::ValLoss {
-                let grid = |s: &Series| {
-                    if val_loss_at_generation_steps {
-                        s.at_steps(&generation_steps)
-                    } else {
-                        s.clone()
-                    }
-                };
-                let (r, e) = grid(&series_raw).paired_with(&grid(&series_ema));
-                return QuantityAnalysis {
-                    ema_over_raw_ci: ratio_interval(&e.values, &r.values, trend_window),
-                    over_val_loss_ci: None,
-                    raw: series_stats(&grid(&series_raw), None, trend_window),
-                    ema: series_stats(&grid(&series_ema), None, trend_window),
-                    quantity,
-                    series_raw,
-                    series_ema,
-                    deltas_raw: Vec::new(),
-                    deltas_ema: Vec::new(),
-                };
-            }
-            let (r, e) = series_raw.paired_with(&series_ema);
-            let (v, m) = val_raw.paired_with(&series_raw);
+            let is_val_loss = quantity == Quantity::ValLoss;
+            // Val loss: on the generation grid, when there is one.
+            let grid = |s: &Series| {
+                if is_val_loss && val_loss_at_generation_steps {
+                    s.at_steps(&generation_steps)
+                } else {
+                    s.clone()
+                }
+            };
+            let (stat_raw, stat_ema) = (grid(&series_raw), grid(&series_ema));
+            let (r, e) = stat_raw.paired_with(&stat_ema);
+            let inputs = StatInputs {
+                raw: stat_raw.values.clone(),
+                ema: stat_ema.values.clone(),
+                ema_raw: [e.values, r.values],
+                metric_val: (!is_val_loss).then(|| {
+                    let (v, m) = val_raw.paired_with(&series_raw);
+                    [m.values, v.values]
+                }),
+            };
+            let ci = intervals(&[&inputs], trend_window);
+            let (val_for_raw, val_for_ema) = if is_val_loss {
+                (None, None)
+            } else {
+                (Some(&val_raw), Some(&val_ema))
+            };
             QuantityAnalysis {
-                ema_over_raw_ci: ratio_interval(&e.values, &r.values, trend_window),
-                over_val_loss_ci: ratio_interval(&m.values, &v.values, trend_window),
-                raw: series_stats(&series_raw, Some(&val_raw), trend_window),
-                ema: series_stats(&series_ema, Some(&val_ema), trend_window),
-                deltas_raw: deltas(&val_raw, &series_raw),
-                deltas_ema: deltas(&val_ema, &series_ema),
+                raw: series_stats(
+                    &stat_raw,
+                    val_for_raw,
+                    trend_window,
+                    ci.index_raw,
+                    ci.resid_raw,
+                ),
+                ema: series_stats(
+                    &stat_ema,
+                    val_for_ema,
+                    trend_window,
+                    ci.index_ema,
+                    ci.resid_ema,
+                ),
+                ema_over_raw_ci: ci.ema_over_raw,
+                ema_over_raw_resid_ci: ci.ema_over_raw_resid,
+                over_val_loss_ci: ci.over_val_loss,
+                deltas_raw: if is_val_loss {
+                    Vec::new()
+                } else {
+                    deltas(&val_raw, &series_raw)
+                },
+                deltas_ema: if is_val_loss {
+                    Vec::new()
+                } else {
+                    deltas(&val_ema, &series_ema)
+                },
+                inputs,
                 quantity,
                 series_raw,
                 series_ema,
@@ -174,7 +276,13 @@ pub fn analyze(metrics: &MetricsFile, trend_window: usize) -> Result<RunAnalysis
     })
 }
 
-fn series_stats(metric: &Series, val_loss: Option<&Series>, trend_window: usize) -> SeriesStats {
+fn series_stats(
+    metric: &Series,
+    val_loss: Option<&Series>,
+    trend_window: usize,
+    index_ci: Option<Interval>,
+    resid_sd_ci: Option<Interval>,
+) -> SeriesStats {
     let evaluations = metric.len();
     if evaluations < MIN_EVALUATIONS {
         return SeriesStats {
@@ -192,9 +300,72 @@ fn series_stats(metric: &Series, val_loss: Option<&Series>, trend_window: usize)
             index: oscillation_index(&metric.values, trend_window),
             lag1_autocorrelation: lag1_autocorrelation_of_differences(&metric.values),
             spearman_vs_val_loss,
-            index_ci: index_interval(&metric.values, trend_window),
+            index_ci,
+            resid_sd: resid_sd(&metric.values, trend_window),
+            resid_sd_ci,
         }),
     }
+}
+
+/// Seeds of one setting pooled: the quantities every seed has, each statistic the mean over the
+/// seeds (a seed without it leaves the pool without it), each interval the stratified bootstrap
+/// over the seeds' own series, and the evaluations summed. The pool has no series or deltas of
+/// its own (its plots are the seeds'). `None` for fewer than 2 seeds.
+pub fn pool_analyses(seeds: &[&RunAnalysis], trend_window: usize) -> Option<RunAnalysis> {
+    if seeds.len() < 2 {
+        return None;
+    }
+    let quantities = seeds[0]
+        .quantities
+        .iter()
+        .filter_map(|q| {
+            let members: Vec<&QuantityAnalysis> = seeds
+                .iter()
+                .map(|s| s.quantities.iter().find(|m| m.quantity == q.quantity))
+                .collect::<Option<_>>()?;
+            let inputs: Vec<&StatInputs> = members.iter().map(|m| &m.inputs).collect();
+            let ci = intervals(&inputs, trend_window);
+            let pooled = |w: Weights, index_ci, resid_sd_ci| {
+                let stats: Vec<&SeriesStats> = members.iter().map(|m| m.stats(w)).collect();
+                let values: Option<Vec<StatValues>> = stats.iter().map(|s| s.values).collect();
+                SeriesStats {
+                    evaluations: stats.iter().map(|s| s.evaluations).sum(),
+                    values: values.map(|v| StatValues {
+                        index: mean_of(&v, |x| x.index),
+                        lag1_autocorrelation: mean_of(&v, |x| x.lag1_autocorrelation),
+                        spearman_vs_val_loss: mean_of(&v, |x| x.spearman_vs_val_loss),
+                        index_ci,
+                        resid_sd: mean_of(&v, |x| x.resid_sd),
+                        resid_sd_ci,
+                    }),
+                }
+            };
+            Some(QuantityAnalysis {
+                quantity: q.quantity.clone(),
+                raw: pooled(Weights::Raw, ci.index_raw, ci.resid_raw),
+                ema: pooled(Weights::Ema, ci.index_ema, ci.resid_ema),
+                series_raw: Series::default(),
+                series_ema: Series::default(),
+                deltas_raw: Vec::new(),
+                deltas_ema: Vec::new(),
+                ema_over_raw_ci: ci.ema_over_raw,
+                ema_over_raw_resid_ci: ci.ema_over_raw_resid,
+                over_val_loss_ci: ci.over_val_loss,
+                inputs: StatInputs::default(),
+            })
+        })
+        .collect();
+    Some(RunAnalysis {
+        quantities,
+        val_loss_at_generation_steps: seeds.iter().all(|s| s.val_loss_at_generation_steps),
+        generation_evaluations: seeds.iter().map(|s| s.generation_evaluations).sum(),
+    })
+}
+
+/// The mean of a statistic over seeds; `None` if any seed lacks it.
+fn mean_of(values: &[StatValues], pick: fn(&StatValues) -> Option<f64>) -> Option<f64> {
+    let picked: Option<Vec<f64>> = values.iter().map(pick).collect();
+    picked.map(|p| p.iter().sum::<f64>() / p.len() as f64)
 }
 
 /// (Δval loss, Δmetric) over consecutive evaluations where both were logged.

@@ -1,12 +1,16 @@
-//! Rendering `report.md`: verdict, statistics table, plots, run settings, definitions.
+//! Rendering `report.md`: verdict, statistics tables, flip rates, plots, run settings,
+//! definitions.
 
 use std::fmt::Write;
 
-use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats, MIN_EVALUATIONS};
+use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats, StatValues, MIN_EVALUATIONS};
 use super::metrics_file::MetricsFile;
+use super::outcomes_file::{GenerationFlips, VerdictFlips};
 use super::run_info::{RunInfo, KEY_SETTINGS};
 use super::series_key::{Quantity, Weights, KNOWN_METRICS, ROLLOUT_METRICS};
 use super::verdict::{format_interval, verdict_lines};
+use crate::eval::bootstrap::Interval;
+use crate::eval::flips::FlipStats;
 
 /// One run as the report sees it.
 pub struct RunReport {
@@ -14,9 +18,52 @@ pub struct RunReport {
     pub metrics: MetricsFile,
     pub analysis: RunAnalysis,
     /// BC runs: flip statistics of falling per weights, from rollouts.jsonl.
-    pub fall_flips: Option<Vec<(Weights, crate::eval::flips::FlipStats)>>,
+    pub fall_flips: Option<Vec<(Weights, FlipStats)>>,
+    /// LM runs: flip statistics of the greedy stories' verdicts, from generations.jsonl.
+    pub verdict_flips: Option<GenerationFlips>,
     /// Which steps the statistics (and plots) cover, in words.
     pub window_note: String,
+}
+
+impl RunReport {
+    /// The flip statistics of falling with `weights`, if the run has them.
+    pub fn fall_flips_of(&self, weights: Weights) -> Option<&FlipStats> {
+        let all = self.fall_flips.as_ref()?;
+        all.iter().find(|(w, _)| *w == weights).map(|(_, f)| f)
+    }
+
+    /// The verdict flip statistics per weights (none without verdicts).
+    pub fn verdict_stats(&self) -> &[VerdictFlips] {
+        match &self.verdict_flips {
+            Some(GenerationFlips::Stats(s)) => s,
+            _ => &[],
+        }
+    }
+
+    /// The verdict flip statistics with `weights`, if the run has them.
+    pub fn verdict_flips_of(&self, weights: Weights) -> Option<&VerdictFlips> {
+        self.verdict_stats().iter().find(|v| v.weights == weights)
+    }
+}
+
+/// Runs that are seeds of one setting ([`super::run_info::seed_pools`]), pooled.
+pub struct PoolReport {
+    /// "pooled: <run> + <run> …".
+    pub label: String,
+    /// Indices of the seeds' runs in the report's runs.
+    pub members: Vec<usize>,
+    /// Each statistic the mean over the seeds ([`super::analysis::pool_analyses`]).
+    pub analysis: RunAnalysis,
+    /// Per weights every seed has, pooled ([`crate::eval::flips::pooled_flip_stats`]).
+    pub fall_flips: Vec<(Weights, FlipStats)>,
+    pub verdict_flips: Vec<VerdictFlips>,
+}
+
+/// What the report renders besides the runs: the pools and why other groups were not pooled.
+pub struct Pools<'a> {
+    pub pools: &'a [PoolReport],
+    /// One sentence per group of runs sharing a setting and a seed (repeats, not pooled).
+    pub notes: &'a [String],
 }
 
 /// A plot section: a title and images (paths relative to report.md).
@@ -48,7 +95,12 @@ pub fn format_ratio(ratio: f64) -> String {
     }
 }
 
-pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) -> String {
+pub fn render(
+    runs: &[RunReport],
+    pools: Pools,
+    plots: &[PlotSection],
+    trend_window: usize,
+) -> String {
     let mut md = String::new();
     let labels: Vec<&str> = runs.iter().map(|r| r.info.label.as_str()).collect();
     // Writing to a String cannot fail.
@@ -64,30 +116,59 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
     );
 
     md.push_str("## Verdict\n\n");
-    for run in runs {
+    if !pools.pools.is_empty() {
+        md.push_str(
+            "Runs whose configs differ only in `train.seed` (and `train.run_name`, \
+             `train.out_dir`) are pooled as seeds: their verdict is over the pooled statistics \
+             (each the mean over the seeds, its interval a bootstrap that resamples within each \
+             seed's series); each seed's own numbers are in the tables below.\n\n",
+        );
+    }
+    for note in pools.notes {
+        let _ = writeln!(md, "Not pooled: {note}.\n");
+    }
+    let pooled = |i: usize| pools.pools.iter().find(|p| p.members.contains(&i));
+    for (i, run) in runs.iter().enumerate() {
+        let (label, analysis, window) = match pooled(i) {
+            Some(p) if p.members[0] != i => continue,
+            Some(p) => (p.label.as_str(), &p.analysis, pool_note(runs, p)),
+            None => (
+                run.info.label.as_str(),
+                &run.analysis,
+                format!("Statistics and plots over {}.", run.window_note),
+            ),
+        };
         if runs.len() > 1 {
-            let _ = writeln!(md, "### {}\n", run.info.label);
+            let _ = writeln!(md, "### {label}\n");
         }
-        let _ = writeln!(md, "Statistics and plots over {}.\n", run.window_note);
-        for line in verdict_lines(&run.analysis) {
+        let _ = writeln!(md, "{window}\n");
+        for line in verdict_lines(analysis) {
             md.push_str(&line);
             md.push('\n');
         }
         md.push('\n');
     }
 
+    let units: Vec<(&str, &RunAnalysis)> = runs
+        .iter()
+        .map(|r| (r.info.label.as_str(), &r.analysis))
+        .chain(pools.pools.iter().map(|p| (p.label.as_str(), &p.analysis)))
+        .collect();
     if runs.len() > 1 {
-        md.push_str(&sweep_overview(runs));
+        md.push_str(&sweep_overview(&units));
     }
 
     md.push_str("## Oscillation statistics\n\n");
     let _ = writeln!(
         md,
-        "Index = std(Δ residual) / mean|x| (lower is smoother); lag-1 = lag-1 autocorrelation of \
-         Δx (−0.5 for pure evaluation-to-evaluation noise); Spearman = rank correlation of \
-         Δ(val loss) with Δ(metric) between consecutive evaluations, same weights. Series with \
-         fewer than {MIN_EVALUATIONS} evaluations get no numbers; \"undefined\" marks a \
-         statistic with a zero denominator (e.g. a constant series).\n"
+        "Index = std(Δ residual) / mean|x| (lower is smoother; scale-free, so a series with a \
+         lower mean reads higher for the same swing); resid_sd = std(Δ residual) itself, in the \
+         metric's units, so raw and EMA compare without that effect of their levels; lag-1 = \
+         lag-1 autocorrelation of Δx (−0.5 for pure evaluation-to-evaluation noise); Spearman = \
+         rank correlation of Δ(val loss) with Δ(metric) between consecutive evaluations, same \
+         weights. Brackets: 95% intervals. Series with fewer than {MIN_EVALUATIONS} evaluations \
+         get no numbers; \"undefined\" marks a statistic with a zero denominator (e.g. a \
+         constant series).\n"
     );
     for run in runs {
         if runs.len() > 1 {
@@ -104,9 +185,22 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
         }
         md.push('\n');
     }
+    for pool in pools.pools {
+        let _ = writeln!(md, "### {}\n", pool.label);
+        md.push_str(&stats_table(&pool.analysis));
+        let _ = writeln!(
+            md,
+            "\nEach statistic is the mean over the {} seeds (evaluations summed); a ratio is the \
+             ratio of the pooled means.\n",
+            pool.members.len()
+        );
+    }
 
     if runs.iter().any(|r| r.fall_flips.is_some()) {
-        md.push_str(&flips_section(runs));
+        md.push_str(&fall_flips_section(runs, pools.pools));
+    }
+    if runs.iter().any(|r| r.verdict_flips.is_some()) {
+        md.push_str(&verdict_flips_section(runs, pools.pools));
     }
 
     md.push_str("## Plots\n\n");
@@ -132,9 +226,76 @@ pub fn render(runs: &[RunReport], plots: &[PlotSection], trend_window: usize) ->
     md
 }
 
+/// Which runs and seeds a pool holds, and the steps their statistics cover.
+fn pool_note(runs: &[RunReport], pool: &PoolReport) -> String {
+    let seeds: Vec<&RunReport> = pool.members.iter().map(|&m| &runs[m]).collect();
+    let names = seeds
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (`train.seed` {})",
+                r.info.label,
+                r.info.seed.as_deref().unwrap_or("unset")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let windows = if seeds.iter().all(|r| r.window_note == seeds[0].window_note) {
+        format!("each over {}", seeds[0].window_note)
+    } else {
+        seeds
+            .iter()
+            .map(|r| format!("{} over {}", r.info.label, r.window_note))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "Pooled over {} seeds: {names}. Statistics {windows}.",
+        seeds.len()
+    )
+}
+
+/// "flip rate [ci]", "expected", "observed/expected [ci]" of one flip statistic.
+fn flip_cells(f: &FlipStats) -> String {
+    let ratio = match f.ratio() {
+        Some(r) => format!("{} {}", format_ratio(r), format_interval(f.ratio_ci())),
+        None => "— (a single outcome throughout)".to_string(),
+    };
+    format!(
+        "{:.3} {} | {:.3} | {ratio}",
+        f.flip_rate,
+        format_interval(f.flip_rate_ci),
+        f.expected
+    )
+}
+
+/// "evaluations × items", with the seeds when pooled.
+fn flip_extent(f: &FlipStats) -> String {
+    match f.seeds {
+        1 => format!("{} × {}", f.evaluations, f.items),
+        n => format!("{} × {} ({n} seeds)", f.evaluations, f.items),
+    }
+}
+
+/// The (label, weights, stats) rows of a flips table: each run's, then each pool's.
+fn flip_rows<'a, T>(
+    runs: &'a [RunReport],
+    pools: &'a [PoolReport],
+    of_run: impl Fn(&'a RunReport) -> &'a [T],
+    of_pool: impl Fn(&'a PoolReport) -> &'a [T],
+) -> Vec<(&'a str, &'a T)> {
+    let run_rows = runs
+        .iter()
+        .flat_map(|r| of_run(r).iter().map(move |t| (r.info.label.as_str(), t)));
+    let pool_rows = pools
+        .iter()
+        .flat_map(|p| of_pool(p).iter().map(move |t| (p.label.as_str(), t)));
+    run_rows.chain(pool_rows).collect()
+}
+
 /// BC runs: how often a rollout start's episode changes between falling and not falling from one
 /// evaluation to the next, beside its chance value 2p(1−p).
-fn flips_section(runs: &[RunReport]) -> String {
+fn fall_flips_section(runs: &[RunReport], pools: &[PoolReport]) -> String {
     let mut t = String::from(
         "## Flip rates (BC: falling)\n\n\
          A flip is a rollout start (reset seed) whose episode falls at one evaluation and not at \
@@ -144,25 +305,69 @@ fn flips_section(runs: &[RunReport]) -> String {
          | run | weights | evaluations × starts | p (fell) | flip rate | expected 2p(1−p) | observed / expected |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n",
     );
+    let rows = flip_rows(
+        runs,
+        pools,
+        |r| r.fall_flips.as_deref().unwrap_or_default(),
+        |p| &p.fall_flips,
+    );
+    for (label, (w, f)) in rows {
+        let _ = writeln!(
+            t,
+            "| {label} | {} | {} | {:.3} | {} |",
+            w.label(),
+            flip_extent(f),
+            f.p,
+            flip_cells(f)
+        );
+    }
+    t.push('\n');
+    t
+}
+
+/// LM runs: how often a prompt's greedy story changes verdict from one evaluation to the next —
+/// valid ↔ invalid, and any change of verdict including one failure reason to another.
+fn verdict_flips_section(runs: &[RunReport], pools: &[PoolReport]) -> String {
+    let mut t = String::from(
+        "## Flip rates (LM: greedy story verdicts)\n\n\
+         From generations.jsonl: a prompt's greedy story flips when its verdict differs from the \
+         previous evaluation's. Two columns: valid ↔ invalid; and any change of verdict, which \
+         also counts a story that stays invalid for another reason (the checker's reason string \
+         differs, including the names or objects it cites). A rate is the mean over consecutive \
+         evaluations of the fraction of prompts that flipped (95% block-bootstrap interval). p \
+         is the fraction of valid stories; independent evaluations with the same shares would \
+         flip at 2p(1−p) (valid ↔ invalid) and 1 − Σₖ pₖ² over the verdicts' shares pₖ (any \
+         change), so observed / expected below 1 means verdicts persist between evaluations.\n\n",
+    );
+    let rows = flip_rows(runs, pools, RunReport::verdict_stats, |p| &p.verdict_flips);
+    if !rows.is_empty() {
+        t.push_str(
+            "| run | weights | evaluations × prompts | p (valid) | valid ↔ invalid flips | expected 2p(1−p) | observed / expected | verdict flips (incl. reason) | expected 1 − Σₖ pₖ² | observed / expected |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+    }
+    for (label, v) in rows {
+        let _ = writeln!(
+            t,
+            "| {label} | {} | {} | {:.3} | {} | {} |",
+            v.weights.label(),
+            flip_extent(&v.validity),
+            v.validity.p,
+            flip_cells(&v.validity),
+            flip_cells(&v.verdict)
+        );
+    }
     for run in runs {
-        for (w, f) in run.fall_flips.iter().flatten() {
-            let ratio = match f.ratio() {
-                Some(r) => format!("{} {}", format_ratio(r), format_interval(f.ratio_ci())),
-                None => "— (p is 0 or 1)".to_string(),
-            };
-            let _ = writeln!(
-                t,
-                "| {} | {} | {} × {} | {:.3} | {:.3} {} | {:.3} | {ratio} |",
-                run.info.label,
-                w.label(),
-                f.evaluations,
-                f.items,
-                f.rate_true,
-                f.flip_rate,
-                format_interval(f.flip_rate_ci),
-                f.expected
-            );
-        }
+        let why = match &run.verdict_flips {
+            Some(GenerationFlips::NoVerdicts) => {
+                "its greedy generations carry no story-checker verdicts (`eval.story_checker` off, or a run older than the verdicts): no flip rates"
+            }
+            Some(GenerationFlips::Stats(s)) if s.is_empty() => {
+                "fewer than 2 greedy evaluations with verdicts in the window: no flip rates"
+            }
+            _ => continue,
+        };
+        let _ = writeln!(t, "\n{}: {why}.", run.info.label);
     }
     t.push('\n');
     t
@@ -170,25 +375,25 @@ fn flips_section(runs: &[RunReport]) -> String {
 
 /// With several runs: each quantity's oscillation index, raw → EMA, side by side per run, so a
 /// sweep's settings compare in one table.
-fn sweep_overview(runs: &[RunReport]) -> String {
-    let quantities: std::collections::BTreeSet<&Quantity> = runs
+fn sweep_overview(units: &[(&str, &RunAnalysis)]) -> String {
+    let quantities: std::collections::BTreeSet<&Quantity> = units
         .iter()
-        .flat_map(|r| r.analysis.quantities.iter().map(|q| &q.quantity))
+        .flat_map(|(_, a)| a.quantities.iter().map(|q| &q.quantity))
         .collect();
     let mut t = format!(
         "### All runs: oscillation index, raw → EMA\n\n| series | {} |\n| --- |{}\n",
-        runs.iter()
-            .map(|r| r.info.label.as_str())
+        units
+            .iter()
+            .map(|(label, _)| *label)
             .collect::<Vec<_>>()
             .join(" | "),
-        " --- |".repeat(runs.len())
+        " --- |".repeat(units.len())
     );
     for quantity in quantities {
-        let cells: Vec<String> = runs
+        let cells: Vec<String> = units
             .iter()
-            .map(|r| {
-                r.analysis
-                    .quantities
+            .map(|(_, a)| {
+                a.quantities
                     .iter()
                     .find(|q| &q.quantity == quantity)
                     .map_or("not logged".to_string(), |q| {
@@ -204,8 +409,8 @@ fn sweep_overview(runs: &[RunReport]) -> String {
 
 fn stats_table(run: &RunAnalysis) -> String {
     let mut t = String::from(
-        "| series | evaluations (raw / EMA) | index raw | index EMA | EMA / raw | lag-1 raw | lag-1 EMA | Spearman raw | Spearman EMA |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| series | evaluations (raw / EMA) | index raw | index EMA | EMA / raw | resid_sd raw | resid_sd EMA | resid_sd EMA / raw | lag-1 raw | lag-1 EMA | Spearman raw | Spearman EMA |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for q in &run.quantities {
         let ratio = match (index_of(&q.raw), index_of(&q.ema)) {
@@ -216,16 +421,25 @@ fn stats_table(run: &RunAnalysis) -> String {
             ),
             _ => "—".to_string(),
         };
+        let resid_ratio = q.ema_over_raw_resid().map_or("—".to_string(), |r| {
+            format!(
+                "{} {}",
+                format_ratio(r),
+                format_interval(q.ema_over_raw_resid_ci)
+            )
+        });
         let cell =
             |w: Weights, pick: fn(&SeriesStats) -> Option<Option<f64>>| stat_cell(q.stats(w), pick);
         let _ = writeln!(
             t,
-            "| {} | {} / {} | {} | {} | {ratio} | {} | {} | {} | {} |",
+            "| {} | {} / {} | {} | {} | {ratio} | {} | {} | {resid_ratio} | {} | {} | {} | {} |",
             q.quantity.label(),
             q.raw.evaluations,
             q.ema.evaluations,
             index_cell(&q.raw),
             index_cell(&q.ema),
+            swing_cell(&q.raw, |v| (v.resid_sd, v.resid_sd_ci)),
+            swing_cell(&q.ema, |v| (v.resid_sd, v.resid_sd_ci)),
             cell(Weights::Raw, |s| s.values.map(|v| v.lag1_autocorrelation)),
             cell(Weights::Ema, |s| s.values.map(|v| v.lag1_autocorrelation)),
             spearman_cell(q, Weights::Raw),
@@ -241,21 +455,25 @@ fn index_of(stats: &SeriesStats) -> Option<f64> {
 
 /// The index, or why there is none.
 fn index_cell(stats: &SeriesStats) -> String {
-    match stats.values {
+    swing_cell(stats, |v| (v.index, v.index_ci))
+}
+
+/// A swing statistic (index or resid_sd) with its interval, or why there is none.
+fn swing_cell(
+    stats: &SeriesStats,
+    pick: fn(&StatValues) -> (Option<f64>, Option<Interval>),
+) -> String {
+    match stats.values.as_ref().map(pick) {
         None if stats.evaluations == 0 => "not logged".to_string(),
         None => "too few evaluations".to_string(),
-        Some(v) => v.index.map_or_else(
-            || "undefined".to_string(),
-            |i| match v.index_ci {
-                Some(ci) => format!(
-                    "{} [{}, {}]",
-                    format_number(i),
-                    format_number(ci.lo),
-                    format_number(ci.hi)
-                ),
-                None => format_number(i),
-            },
+        Some((None, _)) => "undefined".to_string(),
+        Some((Some(x), Some(ci))) => format!(
+            "{} [{}, {}]",
+            format_number(x),
+            format_number(ci.lo),
+            format_number(ci.hi)
         ),
+        Some((Some(x), None)) => format_number(x),
     }
 }
 
@@ -368,13 +586,27 @@ fn definitions(trend_window: usize) -> String {
          - **residual** r = x − trend;\n\
          - **oscillation index** = std(Δr) / mean|x| (population std; scale-free, so metrics in \
          different units compare);\n\
+         - **resid_sd** = std(Δr), the index's numerator in the metric's units \
+         (`src/eval/swing.rs`): raw and EMA of one metric compare by it without the index's \
+         dependence on their mean;\n\
          - **lag-1 autocorrelation** of Δx (sample ACF);\n\
          - **Spearman** correlation between Δ(val loss) and Δ(metric) over consecutive \
          evaluations where both were logged (the paper's claim: near zero or negative).\n\n\
          - **95% interval** (in brackets): a circular block bootstrap over the differenced \
          residuals (blocks of ⌈m^(1/3)⌉ consecutive differences, {} resamples, fixed seed, so a \
          report reproduces; `src/eval/bootstrap.rs`); the two series of a ratio are resampled \
-         with the same blocks.\n\n\
+         with the same blocks.\n\
+         - **flip rate** (`src/eval/flips.rs`): the mean over consecutive evaluations of the \
+         fraction of items (BC: rollout starts; LM: prompts' greedy stories) whose outcome \
+         changed, beside its value for independent evaluations with the same outcome shares, \
+         1 − Σₖ pₖ² (2p(1−p) for a binary outcome); its interval is the same block bootstrap \
+         over the per-pair fractions.\n\
+         - **seeds pooled**: runs whose config.toml files are equal once `train.seed`, \
+         `train.run_name` and `train.out_dir` are set aside, and whose seeds differ, are seeds of \
+         one setting. A pool's statistic is the mean of its seeds' statistics, a pooled ratio the \
+         ratio of the pooled means, and the interval a stratified block bootstrap: each draw \
+         resamples every seed's own series (its own random stream) and averages. The verdict \
+         of pooled runs is the pool's. Runs that differ in anything else stay separate.\n\n\
          Verdict: a metric \"oscillates more than val loss\" when the interval of its raw index \
          over val loss's raw index (val loss at the same evaluations) lies above 1, \"less\" \
          when it lies below 1; EMA \"damped\" it when the interval of the EMA/raw index ratio \

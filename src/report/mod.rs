@@ -6,12 +6,17 @@
 //! directories. With one run the report goes to `RUN_DIR/report.md` and its plots to
 //! `RUN_DIR/report/`; with several (a sweep) to `--out` (default `./report/`), the runs overlaid
 //! in every plot, with plots in `OUT/plots/`.
+//!
+//! Issue 17's measures come from the same files: resid_sd beside every index, flip rates of BC
+//! falling (rollouts.jsonl) and of the LM's greedy story verdicts (generations.jsonl), and runs
+//! that are seeds of one setting ([`run_info::seed_pools`]) pooled, their verdict over the
+//! pooled statistics.
 
 pub mod analysis;
 pub mod markdown;
 pub mod metrics_file;
+pub mod outcomes_file;
 pub mod plots;
-pub mod rollouts_file;
 pub mod run_info;
 pub mod series_key;
 pub mod verdict;
@@ -21,12 +26,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::eval::flips::{pooled_flip_stats, FlipStats};
 use crate::eval::oscillation::DEFAULT_TREND_WINDOW;
-use analysis::analyze;
-use markdown::{render, PlotSection, RunReport};
+use analysis::{analyze, pool_analyses};
+use markdown::{render, PlotSection, PoolReport, Pools, RunReport};
 use metrics_file::read_metrics;
+use outcomes_file::VerdictFlips;
 use plots::{line_plot_svg, run_colour, scatter_plot_svg, LineSet, ScatterSet};
-use run_info::{make_labels_unique, read_run_info};
+use run_info::{make_labels_unique, read_run_info, seed_pools};
 use series_key::{Quantity, Weights};
 
 /// Where reports over several runs go without `--out`.
@@ -139,6 +146,7 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
         .map(|dir| read_run_info(dir))
         .collect();
     make_labels_unique(&mut infos);
+    let (pool_members, pool_notes) = seed_pools(&infos);
     let mut runs = Vec::with_capacity(infos.len());
     for info in infos {
         let full = read_metrics(&info.dir)?;
@@ -149,15 +157,21 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
         let metrics = full.from_step(from_step);
         let analysis = analyze(&metrics, options.trend_window)
             .with_context(|| format!("the statistics' window: {window_note}"))?;
-        let fall_flips = rollouts_file::read_fall_flips(&info.dir, from_step)?;
+        let fall_flips = outcomes_file::read_fall_flips(&info.dir, from_step)?;
+        let verdict_flips = outcomes_file::read_verdict_flips(&info.dir, from_step)?;
         runs.push(RunReport {
             info,
             metrics,
             analysis,
             fall_flips,
+            verdict_flips,
             window_note,
         });
     }
+    let pools: Vec<PoolReport> = pool_members
+        .into_iter()
+        .filter_map(|members| pool_report(&runs, members, options.trend_window))
+        .collect();
 
     let single = runs.len() == 1;
     let (out_dir, plots_subdir) = match (&options.out, single) {
@@ -243,11 +257,57 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
     }
 
     let markdown_path = out_dir.join("report.md");
-    let text = render(&runs, &sections, options.trend_window);
+    let pools = Pools {
+        pools: &pools,
+        notes: &pool_notes,
+    };
+    let text = render(&runs, pools, &sections, options.trend_window);
     crate::fsutil::write_atomic(&markdown_path, text.as_bytes())?;
     Ok(ReportOutput {
         markdown: markdown_path,
         plots: written,
+    })
+}
+
+/// The runs `members` (seeds of one setting) pooled: statistics, and flip rates per weights
+/// that every seed has.
+fn pool_report(runs: &[RunReport], members: Vec<usize>, trend_window: usize) -> Option<PoolReport> {
+    let seeds: Vec<&RunReport> = members.iter().map(|&i| &runs[i]).collect();
+    let analyses: Vec<_> = seeds.iter().map(|r| &r.analysis).collect();
+    let analysis = pool_analyses(&analyses, trend_window)?;
+    let label = format!(
+        "pooled: {}",
+        seeds
+            .iter()
+            .map(|r| r.info.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
+    // One weights' statistic from every seed, pooled; `None` if a seed lacks it.
+    let pool = |w: Weights, pick: fn(&RunReport, Weights) -> Option<&FlipStats>| {
+        let stats: Option<Vec<&FlipStats>> = seeds.iter().map(|r| pick(r, w)).collect();
+        pooled_flip_stats(&stats?)
+    };
+    let fall_flips = Weights::BOTH
+        .into_iter()
+        .filter_map(|w| Some((w, pool(w, RunReport::fall_flips_of)?)))
+        .collect();
+    let verdict_flips = Weights::BOTH
+        .into_iter()
+        .filter_map(|w| {
+            Some(VerdictFlips {
+                weights: w,
+                validity: pool(w, |r, w| Some(&r.verdict_flips_of(w)?.validity))?,
+                verdict: pool(w, |r, w| Some(&r.verdict_flips_of(w)?.verdict))?,
+            })
+        })
+        .collect();
+    Some(PoolReport {
+        label,
+        members,
+        analysis,
+        fall_flips,
+        verdict_flips,
     })
 }
 

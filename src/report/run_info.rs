@@ -1,24 +1,29 @@
 //! A run's label and key settings, from its `config.toml` (the resolved config the trainer
 //! writes before step 1).
 //!
-//! The config only labels the report, so it is read as plain TOML (no schema): a report over
-//! an older or newer run still works, and a missing or unreadable config.toml becomes a note
-//! in the report rather than an error.
+//! The config labels the report and decides which runs are seeds of one setting
+//! ([`seed_pools`]). It is read as plain TOML (no schema): a report over an older or newer run
+//! still works, and a missing or unreadable config.toml becomes a note in the report rather than
+//! an error (such a run is never pooled).
 
 use std::path::{Path, PathBuf};
 
 /// Settings shown in the report, in this order, when the config has them.
-pub const KEY_SETTINGS: [&str; 28] = [
+pub const KEY_SETTINGS: [&str; 35] = [
     "task.kind",
     "model.n_layer",
     "model.n_embd",
     "model.block_size",
     "policy.kind",
     "policy.hidden",
+    "policy.n_layer",
+    "policy.n_embd",
+    "policy.history",
     "data.episodes",
     "train.batch_size",
     "optim.grad_accum",
     "train.max_steps",
+    "train.seed",
     "optim.lr",
     "schedule.kind",
     "schedule.warmup_steps",
@@ -26,6 +31,9 @@ pub const KEY_SETTINGS: [&str; 28] = [
     "ema.enabled",
     "ema.kind",
     "ema.power",
+    "ema.offset",
+    "ema.bias_power",
+    "ema.multiplier",
     "ema.burn_in",
     "ema.min_beta",
     "ema.decay",
@@ -48,7 +56,20 @@ pub struct RunInfo {
     pub settings: Vec<(String, String)>,
     /// Why the settings are missing, when they are.
     pub config_note: Option<String>,
+    /// `train.seed` as written in config.toml (`None`: not there).
+    pub seed: Option<String>,
+    /// The whole config less [`SEED_ONLY_KEYS`]: runs with equal ones are seeds of one setting.
+    /// `None` without a readable config.
+    pub setting: Option<toml::Table>,
 }
+
+/// The keys two seeds of one setting may differ in: the seed itself and where the run is
+/// written.
+pub const SEED_ONLY_KEYS: [(&str, &str); 3] = [
+    ("train", "seed"),
+    ("train", "run_name"),
+    ("train", "out_dir"),
+];
 
 pub fn read_run_info(dir: &Path) -> RunInfo {
     let dir_name = dir
@@ -75,12 +96,64 @@ pub fn read_run_info(dir: &Path) -> RunInfo {
         .iter()
         .filter_map(|key| lookup(key).map(|value| (key.to_string(), value)))
         .collect();
+    let seed = lookup("train.seed");
+    let setting = table.map(|mut t| {
+        if let Some(toml::Value::Table(section)) = t.get_mut("train") {
+            for (_, key) in SEED_ONLY_KEYS {
+                section.remove(key);
+            }
+        }
+        t
+    });
     RunInfo {
         dir: dir.to_path_buf(),
         label,
         settings,
         config_note,
+        seed,
+        setting,
     }
+}
+
+/// Runs pooled as seeds, as indices into `runs` (each pool in the order its members were given,
+/// pools in the order of their first member), and a sentence for each group of runs that share
+/// a setting but are not pooled. The rule: runs whose config.toml files are equal once
+/// `train.seed`, `train.run_name` and `train.out_dir` are set aside, and whose seeds all
+/// differ, are seeds of one setting; two or more of them form a pool. Runs that differ in
+/// anything else (another learning rate, another device, another step count) stay separate, and
+/// so do runs with the same seed (repeats, not seeds) and runs without a readable config.
+pub fn seed_pools(runs: &[RunInfo]) -> (Vec<Vec<usize>>, Vec<String>) {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let Some(setting) = &run.setting else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|g| runs[g[0]].setting.as_ref() == Some(setting))
+        {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let mut pools = Vec::new();
+    let mut notes = Vec::new();
+    for g in groups.into_iter().filter(|g| g.len() > 1) {
+        let seeds: std::collections::BTreeSet<&Option<String>> =
+            g.iter().map(|&i| &runs[i].seed).collect();
+        if seeds.len() == g.len() {
+            pools.push(g);
+        } else {
+            notes.push(format!(
+                "{} share their setting and a seed: repeats of one run, not pooled as seeds",
+                g.iter()
+                    .map(|&i| runs[i].label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    (pools, notes)
 }
 
 /// Appends " (2)", " (3)", … to labels that repeat, so every run keeps a distinct name.
@@ -131,6 +204,34 @@ mod tests {
         assert!(info
             .settings
             .contains(&("optim.grad_accum".to_string(), "4".to_string())));
+    }
+
+    #[test]
+    fn runs_differing_only_in_seed_and_name_pool_and_others_do_not() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, seed: u64, lr: f64| {
+            let dir = tmp.path().join(name);
+            std::fs::create_dir_all(&dir).expect("dir");
+            std::fs::write(
+                dir.join("config.toml"),
+                format!("[optim]\nlr = {lr}\n[train]\nseed = {seed}\nrun_name = \"{name}\"\nout_dir = \"/x/{name}\"\n"),
+            )
+            .expect("write");
+            read_run_info(&dir)
+        };
+        let runs = vec![
+            write("a0", 0, 0.001),
+            write("b0", 0, 0.002),
+            write("a1", 1, 0.001),
+            write("b0-again", 0, 0.002),
+            write("c", 0, 0.003),
+            read_run_info(&tmp.path().join("no-config")),
+        ];
+        assert_eq!(runs[0].seed.as_deref(), Some("0"));
+        let (pools, notes) = seed_pools(&runs);
+        assert_eq!(pools, vec![vec![0, 2]]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("b0, b0-again share"), "{notes:?}");
     }
 
     #[test]

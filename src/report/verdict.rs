@@ -2,7 +2,9 @@
 //! than val loss (raw weights, oscillation indices compared), and what did EMA do to it (the
 //! ratio of EMA's index to raw's). A comparison is decided only when the 95% block-bootstrap
 //! interval of its ratio ([`crate::eval::bootstrap`]) lies on one side of 1; otherwise the
-//! verdict says "not resolved".
+//! verdict says "not resolved". The EMA sentence also gives the ratio of resid_sd (the swing in
+//! the metric's units, free of the index's division by the level). A pool of seeds gets the same
+//! sentences from its pooled statistics ([`super::analysis::pool_analyses`]).
 
 use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats};
 use super::markdown::{format_number, format_ratio};
@@ -253,6 +255,10 @@ fn describe_versus(
                 format_number(v),
                 metric.raw.evaluations
             ),
+            // A pool has no series of its own: some seed's index is undefined.
+            None if metric.series(Weights::Raw).is_empty() => {
+                "oscillation index undefined in some seed (mean |x| is 0 there)".to_string()
+            }
             None => "oscillation index undefined (mean |x| is 0)".to_string(),
         },
     }
@@ -261,19 +267,27 @@ fn describe_versus(
 fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
     let show = |s: &SeriesStats| index(s).map_or_else(|| "—".to_string(), format_number);
     let (raw, ema) = (show(&metric.raw), show(&metric.ema));
+    // The same comparison in the metric's units, free of the index's division by the level.
+    let resid = metric.ema_over_raw_resid().map_or_else(String::new, |r| {
+        format!(
+            "; resid_sd EMA/raw {}, 95% interval {}",
+            format_ratio(r),
+            format_interval(metric.ema_over_raw_resid_ci)
+        )
+    });
     match effect {
         EmaEffect::Damped { ratio, ci } => format!(
-            "EMA damped it (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            "EMA damped it (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
             format_ratio(ratio),
             format_interval(Some(ci))
         ),
         EmaEffect::NotResolved { ratio, ci } => format!(
-            "EMA's effect is not resolved (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            "EMA's effect is not resolved (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
             format_ratio(ratio),
             format_interval(ci)
         ),
         EmaEffect::Amplified { ratio, ci } => format!(
-            "EMA made it oscillate more (EMA/raw index {}, 95% interval {}: {raw} → {ema})",
+            "EMA made it oscillate more (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
             format_ratio(ratio),
             format_interval(Some(ci))
         ),
@@ -294,7 +308,7 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
                 format_number(v),
                 metric.ema.evaluations
             ),
-            None => "EMA's effect is undefined (an index is missing)".to_string(),
+            None => format!("EMA's effect is undefined (an index is missing){resid}"),
         },
     }
 }

@@ -1,7 +1,8 @@
 //! Checkpoints: one safetensors file per save, holding the raw weights, the EMA weights and the
-//! AdamW moments in full f32, with the step, token count, data cursor, tokenizer hash and config
-//! in its metadata. Writes are atomic (temporary file, fsync, rename, fsync of the directory), so
-//! an interrupted or failed save never damages an earlier checkpoint.
+//! AdamW moments in full f32 (and, for `ema.kind = "bema"`, BEMA's θ₀ and the plain EMA), with
+//! the step, token count, data cursor, tokenizer hash and config in its metadata. Writes are
+//! atomic (temporary file, fsync, rename, fsync of the directory), so an interrupted or failed
+//! save never damages an earlier checkpoint.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ use crate::model::{HostParams, ParamSpec};
 pub const FORMAT: &str = "lmtrain-checkpoint";
 /// Bumped whenever the layout changes (docs/checkpoint-format.md has the plan). Version 2 adds
 /// the checksum and the list of train shards; version 3 the task's buffers (`buffer.*`
-/// tensors, non-trained: BC's observation normalisation). Versions 1 and 2 still load, with a
-/// warning.
-pub const VERSION: u32 = 3;
+/// tensors, non-trained: BC's observation normalisation); version 4 BEMA's θ₀ and plain EMA
+/// (`ema0.*`, `ema_plain.*`, present for `ema.kind = "bema"` runs only). Versions 1 to 3 still
+/// load, with a warning.
+pub const VERSION: u32 = 4;
 /// The oldest version this lmtrain reads.
 pub const OLDEST_READABLE: u32 = 1;
 
@@ -74,12 +76,27 @@ fn tensors_checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> S
 /// The tensors of a checkpoint, in spec order.
 pub struct CheckpointState {
     pub params: HostParams,
+    /// The weights the run evaluated as its EMA: the EMA, or for a BEMA run the bias-corrected
+    /// weights α_t(θ_t − θ₀) + EMA_t (what `--ema` everywhere uses).
     pub ema: Option<HostParams>,
     pub adam_m: HostParams,
     pub adam_v: HostParams,
     /// Non-trained tensors of the task, by name (flat; stored 1-D as `buffer.<name>`).
     pub buffers: Vec<(String, Vec<f32>)>,
 }
+
+/// What a BEMA run (`ema.kind = "bema"`) needs besides [`CheckpointState`] to resume exactly
+/// (version 4): θ₀ (`ema0.*`) and the plain EMA_t its recursion continues from
+/// (`ema_plain.*`), in spec order.
+pub struct BemaState {
+    pub theta0: HostParams,
+    pub ema: HostParams,
+}
+
+/// The prefix of BEMA's θ₀ tensors.
+pub const THETA0_PREFIX: &str = "ema0.";
+/// The prefix of a BEMA run's plain EMA tensors.
+pub const PLAIN_EMA_PREFIX: &str = "ema_plain.";
 
 /// The file name for a step; zero-padded so that names sort by step.
 pub fn file_name(step: u64) -> String {
@@ -91,6 +108,17 @@ pub fn save(
     dir: &Path,
     specs: &[ParamSpec],
     state: &CheckpointState,
+    meta: &CheckpointMeta,
+) -> Result<PathBuf> {
+    save_with_bema(dir, specs, state, None, meta)
+}
+
+/// [`save`], with a BEMA run's θ₀ and plain EMA (`state.ema` then holds the BEMA weights).
+pub fn save_with_bema(
+    dir: &Path,
+    specs: &[ParamSpec],
+    state: &CheckpointState,
+    bema: Option<&BemaState>,
     meta: &CheckpointMeta,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)
@@ -105,6 +133,10 @@ pub fn save(
     add("model.", &state.params);
     if let Some(ema) = &state.ema {
         add("ema.", ema);
+    }
+    if let Some(b) = bema {
+        add(THETA0_PREFIX, &b.theta0);
+        add(PLAIN_EMA_PREFIX, &b.ema);
     }
     add("optim.m.", &state.adam_m);
     add("optim.v.", &state.adam_v);
@@ -142,8 +174,18 @@ pub fn save(
 }
 
 /// Reads a checkpoint, checking its format, version and that its tensors match `specs` (when
-/// given). `None` for specs skips the shape check (for `inspect`).
+/// given). `None` for specs skips the shape check (for `inspect`). For a BEMA run `state.ema`
+/// is the BEMA weights; [`load_with_bema`] also returns what a resume needs.
 pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta, CheckpointState)> {
+    let (meta, state, _) = load_with_bema(path, specs)?;
+    Ok((meta, state))
+}
+
+/// [`load`], with a BEMA run's θ₀ and plain EMA (`None` for other runs and before version 4).
+pub fn load_with_bema(
+    path: &Path,
+    specs: Option<&[ParamSpec]>,
+) -> Result<(CheckpointMeta, CheckpointState, Option<BemaState>)> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
     let meta = read_meta_from_bytes(path, &bytes)?;
@@ -197,7 +239,16 @@ pub fn load(path: &Path, specs: Option<&[ParamSpec]>) -> Result<(CheckpointMeta,
         adam_v: read("optim.v.")?,
         buffers: read_buffers(&st),
     };
-    Ok((meta, state))
+    let has_bema = st.names().iter().any(|n| n.starts_with(THETA0_PREFIX));
+    let bema = if has_bema {
+        Some(BemaState {
+            theta0: read(THETA0_PREFIX)?,
+            ema: read(PLAIN_EMA_PREFIX)?,
+        })
+    } else {
+        None
+    };
+    Ok((meta, state, bema))
 }
 
 /// The `buffer.*` tensors, by name without the prefix, in name order (none before version 3).
@@ -297,11 +348,19 @@ fn warn_old_version(path: &Path, version: u64) {
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
     if !warned.iter().any(|p| p == path) {
         warned.push(path.to_path_buf());
-        let lacks = if version < 2 {
-            "has no checksum and no list of train shards to check"
-        } else {
-            "has no task buffers (language models need none; behaviour cloning did not exist)"
-        };
+        let mut missing = Vec::new();
+        if version < 2 {
+            missing.push("no checksum and no list of train shards to check");
+        }
+        if version < 3 {
+            missing.push(
+                "no task buffers (language models need none; behaviour cloning did not exist)",
+            );
+        }
+        if version < 4 {
+            missing.push("no BEMA θ₀ (ema0.*; ema.kind = \"bema\" did not exist)");
+        }
+        let lacks = format!("has {}", missing.join("; "));
         eprintln!(
             "warning: {} is checkpoint version {version} (this lmtrain writes {VERSION}): it loads, but {lacks}",
             path.display()

@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::{Device, Tensor};
 
 use super::adamw::AdamW;
-use super::checkpoint::{self, CheckpointMeta, CheckpointState};
+use super::checkpoint::{self, BemaState, CheckpointMeta, CheckpointState};
+use super::ema::{self, Bema};
 use super::metrics::{MetricsRow, RunLog};
 use super::step::{optimizer_step, StepExtras, TrainState};
 use super::task::Task;
@@ -59,10 +60,13 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
     let ckpt_dir = opts.run_dir.join("checkpoints");
     let max_steps = cfg.train.max_steps;
 
-    let (mut state, mut last_val) = match &opts.resume_from {
+    // BEMA's θ₀ (`ema.kind = "bema"`): the trainer keeps the plain EMA in `state.ema` and θ₀
+    // here, and evaluates and saves BEMA_t = α_t(θ_t − θ₀) + EMA_t (see `super::ema`).
+    let (mut state, mut last_val, mut bema) = match &opts.resume_from {
         Some(path) => load_state(task, path, &specs, cfg, device)?,
         None => {
             let params = upload(&specs, &task.init_params(cfg.train.seed), device)?;
+            let bema = uses_bema(cfg).then(|| Bema::within_burn_in(&params));
             let state = TrainState {
                 step: 0,
                 tokens: 0,
@@ -71,7 +75,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 params,
                 rollbacks: 0,
             };
-            (state, (None, None))
+            (state, (None, None), bema)
         }
     };
 
@@ -135,6 +139,9 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         );
         let out = optimizer_step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
+        if let Some(b) = bema.as_mut() {
+            b.after_step(t, &state.params, &cfg.ema);
+        }
         interval_tokens += out.tokens;
         let loss = match &out.applied {
             // A skipped step's loss is left out of the interval's mean (0·NaN would be NaN).
@@ -208,6 +215,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                         log = RunLog::open(&opts.run_dir, state.step, max_steps)?;
                         log.line(&back.message)?;
                         last_val = back.last_val;
+                        bema = back.bema;
                         interval_steps = 0;
                         interval_tokens = 0;
                         interval_start = Instant::now();
@@ -238,6 +246,12 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 interval_steps = 0;
                 interval_tokens = 0;
             }
+            // The EMA weights as evaluated: the EMA, or BEMA_t for a BEMA run.
+            let ema_weights = if do_val || do_gen {
+                evaluated_ema(&state, bema.as_ref(), cfg)
+            } else {
+                None
+            };
             if do_val {
                 crate::fault::at(
                     crate::fault::Point::Validation,
@@ -245,7 +259,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                 );
                 let raw = task.val_loss(&state.params, device)?;
                 row.val_loss_raw = Some(raw);
-                if let Some(e) = &state.ema {
+                if let Some(e) = &ema_weights {
                     row.val_loss_ema = Some(task.val_loss(e, device)?);
                 }
                 last_val = (row.val_loss_raw, row.val_loss_ema);
@@ -255,7 +269,7 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
                     crate::fault::Point::Generation,
                     &format!("the evaluation of step {t}"),
                 );
-                let metrics = task.evaluate(t, &state.params, state.ema.as_deref(), device)?;
+                let metrics = task.evaluate(t, &state.params, ema_weights.as_deref(), device)?;
                 row.extra.extend(metrics);
             }
             log.row(&row, max_steps)?;
@@ -269,8 +283,16 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
         let stop = stop || opts.stop.load(Ordering::SeqCst);
         if t.is_multiple_of(cfg.checkpoint.every) || last || stop {
             let last_good = last_checkpoint.as_deref();
-            let path =
-                save_checkpoint(task, &opts, &specs, &state, last_val, &ckpt_dir, last_good)?;
+            let path = save_checkpoint(
+                task,
+                &opts,
+                &specs,
+                &state,
+                bema.as_ref(),
+                last_val,
+                &ckpt_dir,
+                last_good,
+            )?;
             log.line(&format!("checkpoint step {t}: {}", path.display()))?;
             checkpoint::prune(&ckpt_dir, cfg.checkpoint.keep_last)?;
             last_checkpoint = Some(path);
@@ -302,29 +324,68 @@ pub fn train<T: Task>(task: &mut T, opts: TrainOptions) -> Result<RunOutcome> {
 /// The last validation losses, raw and EMA.
 type LastVal = (Option<f64>, Option<f64>);
 
+/// Whether the run keeps BEMA's θ₀.
+fn uses_bema(cfg: &LoopConfig) -> bool {
+    cfg.ema.enabled && matches!(cfg.ema.kind, crate::config::EmaKind::Bema { .. })
+}
+
+/// The weights the run evaluates and saves as its EMA at the current step: the EMA, or BEMA_t.
+fn evaluated_ema(
+    state: &TrainState,
+    bema: Option<&Bema>,
+    cfg: &LoopConfig,
+) -> Option<Vec<Tensor<1>>> {
+    let e = state.ema.as_ref()?;
+    Some(ema::evaluated(state.step, &cfg.ema, e, &state.params, bema))
+}
+
 /// A checkpoint into a [`TrainState`] on the device, with the task's data cursor restored (on
-/// resume, and on a rollback).
+/// resume, and on a rollback), and BEMA's θ₀ when the run uses it.
 fn load_state<T: Task>(
     task: &mut T,
     path: &Path,
     specs: &[ParamSpec],
     cfg: &LoopConfig,
     device: &Device,
-) -> Result<(TrainState, LastVal)> {
-    let (meta, saved) = checkpoint::load(path, Some(specs))?;
+) -> Result<(TrainState, LastVal, Option<Bema>)> {
+    let (meta, saved, saved_bema) = checkpoint::load_with_bema(path, Some(specs))?;
     if cfg.ema.enabled && saved.ema.is_none() {
         bail!(
             "checkpoint {} has no EMA weights but ema.enabled = true: incompatible",
             path.display()
         );
     }
+    // A BEMA checkpoint's `ema.*` are the corrected weights; the recursion continues from the
+    // plain EMA, saved beside them.
+    let plain_ema = match &saved_bema {
+        Some(b) => Some(&b.ema),
+        None => saved.ema.as_ref(),
+    };
+    let params = upload(specs, &saved.params, device)?;
+    let bema = if uses_bema(cfg) {
+        Some(match &saved_bema {
+            Some(b) => Bema {
+                theta0: upload(specs, &b.theta0, device)?,
+            },
+            // Within the burn-in θ₀ is the iterate, so none needs to have been saved.
+            None if meta.step <= cfg.ema.burn_in => Bema::within_burn_in(&params),
+            None => bail!(
+                "checkpoint {} holds no BEMA θ₀ (ema0.* tensors) and is past the EMA burn-in (step {} > ema.burn_in = {}): it was not written by an ema.kind = \"bema\" run. Resume it with the ema.kind it was trained with",
+                path.display(),
+                meta.step,
+                cfg.ema.burn_in
+            ),
+        })
+    } else {
+        None
+    };
     task.restore_cursor(&meta.cursor)
         .with_context(|| format!("restoring the data cursor of {}", path.display()))?;
     let state = TrainState {
         step: meta.step,
         tokens: meta.tokens,
-        params: upload(specs, &saved.params, device)?,
-        ema: match &saved.ema {
+        params,
+        ema: match plain_ema {
             Some(e) if cfg.ema.enabled => Some(upload(specs, e, device)?),
             _ => None,
         },
@@ -334,14 +395,16 @@ fn load_state<T: Task>(
         },
         rollbacks: meta.rollbacks,
     };
-    Ok((state, (meta.val_loss_raw, meta.val_loss_ema)))
+    Ok((state, (meta.val_loss_raw, meta.val_loss_ema), bema))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn save_checkpoint<T: Task>(
     task: &T,
     opts: &TrainOptions,
     specs: &[ParamSpec],
     state: &TrainState,
+    bema: Option<&Bema>,
     last_val: (Option<f64>, Option<f64>),
     dir: &Path,
     last_good: Option<&Path>,
@@ -364,10 +427,20 @@ fn save_checkpoint<T: Task>(
     };
     let host = CheckpointState {
         params: download(&state.params)?,
-        ema: state.ema.as_deref().map(download).transpose()?,
+        ema: evaluated_ema(state, bema, &opts.config)
+            .as_deref()
+            .map(download)
+            .transpose()?,
         adam_m: download(&state.opt.m)?,
         adam_v: download(&state.opt.v)?,
         buffers: task.buffers(),
+    };
+    let bema_host = match (bema, &state.ema) {
+        (Some(b), Some(e)) => Some(BemaState {
+            theta0: download(&b.theta0)?,
+            ema: download(e)?,
+        }),
+        _ => None,
     };
     // The loss is only read at log steps (reading it every step would sync the device), so a
     // divergence between two log steps shows up here first. Non-finite weights are never saved,
@@ -385,7 +458,7 @@ fn save_checkpoint<T: Task>(
             );
         }
     }
-    checkpoint::save(dir, specs, &host, &meta)
+    checkpoint::save_with_bema(dir, specs, &host, bema_host.as_ref(), &meta)
 }
 
 /// The name of the first parameter holding a NaN or an infinity.
@@ -402,6 +475,7 @@ fn first_non_finite<'a>(specs: &'a [ParamSpec], values: &HostParams) -> Option<&
 struct Rollback {
     message: String,
     last_val: (Option<f64>, Option<f64>),
+    bema: Option<Bema>,
 }
 
 /// `train.on_nonfinite = "rollback"`: back to the newest intact checkpoint, with the learning
@@ -432,7 +506,7 @@ fn rollback<T: Task>(
         );
     }
     let path = checkpoint::resolve(ckpt_dir)?;
-    let (mut restored, last_val) = load_state(task, &path, specs, cfg, device)?;
+    let (mut restored, last_val, bema) = load_state(task, &path, specs, cfg, device)?;
     restored.rollbacks = used + 1;
     for name in std::iter::once("metrics.jsonl").chain(task.step_logs().iter().copied()) {
         super::log_rewind::rewind_jsonl(&run_dir.join(name), restored.step)?;
@@ -447,7 +521,11 @@ fn rollback<T: Task>(
         used + 1
     );
     *state = restored;
-    Ok(Rollback { message, last_val })
+    Ok(Rollback {
+        message,
+        last_val,
+        bema,
+    })
 }
 
 fn resume_hint(last_good: Option<&Path>) -> String {

@@ -15,6 +15,7 @@ mod env_replay;
 mod fixture;
 mod generation_eval;
 mod interop;
+mod lm_landscape;
 mod report;
 mod resume;
 mod sac;

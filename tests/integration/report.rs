@@ -1,6 +1,8 @@
 //! `lmtrain report` over synthetic run directories: metrics.jsonl files written here with known
 //! shapes (smooth val loss, a generation metric whose raw series zigzags while its EMA series is
-//! smooth), so the verdict and the table have a known right answer.
+//! smooth), so the verdict and the table have a known right answer; generations.jsonl files
+//! with hand-counted flips; and runs that differ only in `train.seed` (pooled) or in the
+//! learning rate (not pooled).
 
 use std::path::{Path, PathBuf};
 
@@ -20,12 +22,19 @@ const EVAL_EVERY: u64 = 10;
 /// - `valid` (greedy): at three evaluations only — too few for statistics;
 /// - teacher-forced loss in two position buckets.
 fn write_run(parent: &Path, name: &str, zigzag: f64) -> PathBuf {
+    write_run_with(parent, name, zigzag, None, 0.001)
+}
+
+/// [`write_run`] with `train.seed` (absent when `None`) and `optim.lr` set.
+fn write_run_with(parent: &Path, name: &str, zigzag: f64, seed: Option<u64>, lr: f64) -> PathBuf {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).expect("run dir");
+    let seed = seed.map_or(String::new(), |s| format!("seed = {s}\n"));
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "[train]\nrun_name = \"{name}\"\nbatch_size = 8\nmax_steps = {}\n[optim]\ngrad_accum = 1\nlr = 0.001\n[ema]\npower = 0.75\n",
+            "[train]\nrun_name = \"{name}\"\nout_dir = \"{}\"\n{seed}batch_size = 8\nmax_steps = {}\n[optim]\ngrad_accum = 1\nlr = {lr}\n[ema]\npower = 0.75\n",
+            parent.display(),
             EVALUATIONS * EVAL_EVERY
         ),
     )
@@ -158,6 +167,19 @@ fn single_run_report_shows_raw_oscillating_and_ema_damping_it() {
     assert!(val_raw > 0.0 && val_ema > 0.0);
     let (line_raw, line_ema) = indices(&report, "distinct4 (greedy)");
     assert!(line_raw < 1e-9 && line_ema < 1e-9, "{line_raw} {line_ema}");
+    // resid_sd is the index's numerator, in the metric's units: 0 for the straight line, and
+    // for rep4 the index times its mean level (0.3 + 0.002 t over t = 1..40: 0.341, the zigzag
+    // averaging out).
+    let line = table_row(&report, "distinct4 (greedy)");
+    assert!(
+        lead(&line[5]).abs() < 1e-9 && lead(&line[6]).abs() < 1e-9,
+        "{line:?}"
+    );
+    let rep4 = table_row(&report, "rep4 (greedy)");
+    let (index_raw, _) = indices(&report, "rep4 (greedy)");
+    let level = lead(&rep4[5]) / index_raw;
+    assert!((level - 0.341).abs() < 0.01, "{rep4:?}");
+    assert!(lead(&rep4[7]) < 0.2, "resid_sd EMA / raw: {rep4:?}");
     // Horizon starts at the second evaluation; valid has only three.
     assert_eq!(table_row(&report, "horizon (greedy)")[1], "39 / 39");
     let valid = table_row(&report, "valid (greedy)");
@@ -298,4 +320,190 @@ fn bad_inputs_are_clear_errors() {
     .expect("write");
     let err = run_err(lmtrain().arg("report").arg(&train_only));
     assert!(err.contains("has no evaluation series"), "{err}");
+}
+
+/// Writes `run/generations.jsonl`: `verdicts[w][e][p]` is the greedy verdict of prompt p at
+/// evaluation e (step 10·(e+1)) for weights w (0 raw, 1 EMA), `None` for a line without a
+/// verdict. Each greedy line is followed by a sampled one whose verdict must be ignored.
+fn write_generations(run: &Path, verdicts: [&[&[Option<&str>]]; 2]) {
+    let mut lines = Vec::new();
+    for (w, weights) in ["raw", "ema"].iter().enumerate() {
+        for (e, evaluation) in verdicts[w].iter().enumerate() {
+            for (p, verdict) in evaluation.iter().enumerate() {
+                for (mode, v) in [("greedy", *verdict), ("sample", Some("sampled: ignored"))] {
+                    let mut line = json!({"step": 10 * (e as u64 + 1), "weights": weights,
+                        "prompt_id": p, "seed": 0, "mode": mode, "tokens": [1, 2, 3],
+                        "text": " Once"});
+                    if let Some(v) = v {
+                        line["verdict"] = json!(v);
+                    }
+                    lines.push(line.to_string());
+                }
+            }
+        }
+    }
+    std::fs::write(run.join("generations.jsonl"), lines.join("\n") + "\n")
+        .expect("generations.jsonl");
+}
+
+/// The cells of the LM flip table row of `run` and `weights`.
+fn flip_row(report: &str, run: &str, weights: &str) -> Vec<String> {
+    let section = &report[report
+        .find("## Flip rates (LM: greedy story verdicts)")
+        .expect("LM flips section")..];
+    table_row(section, &format!("{run} | {weights}"))
+}
+
+/// The leading number of a cell ("0.333 [0.00, 0.50]" → 0.333).
+fn lead(cell: &str) -> f64 {
+    cell.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("cell {cell:?} does not start with a number"))
+}
+
+#[test]
+fn lm_flip_rates_count_validity_and_reason_changes_by_hand() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = write_run(tmp.path(), "flips", 0.1);
+    let (v, a, b) = (Some("valid"), Some("object mismatch"), Some("no hero"));
+    // Raw, steps 10–40, prompts 0 and 1: prompt 0 valid, a, valid, valid; prompt 1 a, b, b, a.
+    //   valid ↔ invalid per pair: 1/2, 1/2, 0 → 1/3; any change: 2/2, 1/2, 1/2 → 2/3.
+    //   p = 3/8 valid: 2p(1−p) = 0.46875; shares valid 3/8, a 3/8, b 2/8: 1 − 22/64 = 0.65625.
+    // EMA: valid throughout — nothing flips and nothing is expected to.
+    let raw: [&[Option<&str>]; 4] = [&[v, a], &[a, b], &[v, b], &[v, a]];
+    let ema: [&[Option<&str>]; 4] = [&[v, v], &[v, v], &[v, v], &[v, v]];
+    write_generations(&run, [&raw, &ema]);
+    run_ok(lmtrain().args(["report", "--from-step", "0"]).arg(&run));
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    let r = flip_row(&report, "flips", "raw");
+    // run, weights, extent, p, valid flips, expected, ratio, verdict flips, expected, ratio
+    assert_eq!(r[2], "4 × 2", "{r:?}");
+    assert_eq!(r[3], "0.375");
+    assert!((lead(&r[4]) - 1.0 / 3.0).abs() < 1e-3, "{r:?}");
+    assert_eq!(r[5], "0.469");
+    assert!((lead(&r[6]) - (1.0 / 3.0) / 0.46875).abs() < 0.01, "{r:?}");
+    assert!((lead(&r[7]) - 2.0 / 3.0).abs() < 1e-3, "{r:?}");
+    assert_eq!(r[8], "0.656");
+    assert!((lead(&r[9]) - (2.0 / 3.0) / 0.65625).abs() < 0.01, "{r:?}");
+    let e = flip_row(&report, "flips", "EMA");
+    assert_eq!(
+        (e[3].as_str(), lead(&e[4]), e[5].as_str()),
+        ("1.000", 0.0, "0.000")
+    );
+    assert!(e[6].starts_with("— (a single outcome"), "{e:?}");
+
+    // --from-step 20 drops the first evaluation: raw pairs (20→30, 30→40) flip valid ↔ invalid
+    // 1/2, 0 and in any way 1/2, 1/2.
+    run_ok(lmtrain().args(["report", "--from-step", "20"]).arg(&run));
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    let r = flip_row(&report, "flips", "raw");
+    assert_eq!(r[2], "3 × 2", "{r:?}");
+    assert!(
+        (lead(&r[4]) - 0.25).abs() < 1e-3 && (lead(&r[7]) - 0.5).abs() < 1e-3,
+        "{r:?}"
+    );
+
+    // An older run: greedy generations without verdicts. One line says so; nothing fails.
+    let old = write_run(tmp.path(), "old", 0.1);
+    write_generations(
+        &old,
+        [
+            &[&[None, None], &[None, None]],
+            &[&[None, None], &[None, None]],
+        ],
+    );
+    run_ok(lmtrain().args(["report", "--from-step", "0"]).arg(&old));
+    let report = std::fs::read_to_string(old.join("report.md")).expect("report.md");
+    assert!(
+        report.contains("old: its greedy generations carry no story-checker verdicts"),
+        "{report}"
+    );
+    assert!(!report.contains("| valid ↔ invalid flips |"), "{report}");
+}
+
+/// The table row `series` of the oscillation table under the `### heading` of the statistics
+/// section.
+fn stats_row(report: &str, heading: &str, series: &str) -> Vec<String> {
+    let stats = &report[report.find("## Oscillation statistics").expect("stats")..];
+    let at = stats
+        .find(&format!("### {heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading:?} in the statistics:\n{stats}"));
+    table_row(&stats[at..], series)
+}
+
+#[test]
+fn runs_differing_only_in_seed_pool_and_runs_differing_in_lr_do_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s0 = write_run_with(tmp.path(), "s0", 0.1, Some(0), 0.001);
+    let s1 = write_run_with(tmp.path(), "s1", 0.14, Some(1), 0.001);
+    let lr = write_run_with(tmp.path(), "lr", 0.1, Some(1), 0.002);
+    let (v, a) = (Some("valid"), Some("no hero"));
+    // Raw flips valid ↔ invalid: s0 1/2 per pair, s1 every prompt every pair.
+    let s0_raw: [&[Option<&str>]; 3] = [&[v, v], &[a, v], &[v, v]];
+    let s1_raw: [&[Option<&str>]; 3] = [&[v, a], &[a, v], &[v, a]];
+    let ema: [&[Option<&str>]; 3] = [&[v, a], &[v, a], &[v, a]];
+    write_generations(&s0, [&s0_raw, &ema]);
+    write_generations(&s1, [&s1_raw, &ema]);
+    let out = tmp.path().join("pooled");
+    run_ok(
+        lmtrain()
+            .args(["report", "--from-step", "0", "--out"])
+            .arg(&out)
+            .args([&s0, &lr, &s1]),
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    let verdict = &report[..report.find("## Oscillation statistics").expect("stats")];
+    // One verdict for the pool, one for the lr run; none for the seeds on their own.
+    assert!(verdict.contains("### pooled: s0 + s1\n"), "{verdict}");
+    assert!(verdict.contains("### lr\n"), "{verdict}");
+    assert!(
+        !verdict.contains("### s0\n") && !verdict.contains("### s1\n"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("differ only in `train.seed`"), "{verdict}");
+    assert!(verdict.contains("Pooled over 2 seeds"), "{verdict}");
+    // The pooled row: each statistic is the mean of the seeds' (up to the printed digits).
+    for (col, what) in [(2, "index raw"), (5, "resid_sd raw"), (6, "resid_sd EMA")] {
+        let seeds: Vec<f64> = ["s0", "s1"]
+            .iter()
+            .map(|s| lead(&stats_row(&report, s, "rep4 (greedy)")[col]))
+            .collect();
+        let pooled = lead(&stats_row(&report, "pooled: s0 + s1", "rep4 (greedy)")[col]);
+        let mean = (seeds[0] + seeds[1]) / 2.0;
+        assert!(
+            (pooled - mean).abs() <= 1e-4 + 1e-3 * mean,
+            "{what}: {pooled} vs {seeds:?}"
+        );
+    }
+    let pooled = stats_row(&report, "pooled: s0 + s1", "rep4 (greedy)");
+    assert_eq!(pooled[1], "80 / 80", "{pooled:?}");
+    assert!(
+        pooled[2].contains('['),
+        "pooled index has an interval: {pooled:?}"
+    );
+    // Pooled flips: 1/2 and 1 → 3/4 over 2 seeds of 3 evaluations.
+    let f = flip_row(&report, "pooled: s0 + s1", "raw");
+    assert_eq!(f[2], "6 × 2 (2 seeds)", "{f:?}");
+    assert!((lead(&f[4]) - 0.75).abs() < 1e-3, "{f:?}");
+    // The seed shows in the settings.
+    assert!(
+        report.contains("| **`train.seed`** | `0` | `1` | `1` |"),
+        "{report}"
+    );
+
+    // Runs that differ in the learning rate are not pooled.
+    let out = tmp.path().join("apart");
+    run_ok(
+        lmtrain()
+            .args(["report", "--from-step", "0", "--out"])
+            .arg(&out)
+            .args([&s0, &lr]),
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        !report.contains("### pooled") && !report.contains("are pooled as seeds:"),
+        "{report}"
+    );
+    assert!(report.contains("### s0\n") && report.contains("### lr\n"));
 }

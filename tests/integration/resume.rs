@@ -1,6 +1,6 @@
 //! Checkpoints and exact resume: a run stopped at step k and resumed produces the same losses,
 //! to the last bit, as an uninterrupted run — mid-epoch, with dropout, grad_accum = 2 and the EMA
-//! past its burn-in.
+//! past its burn-in; and the same for a bias-corrected EMA (`ema.kind = "bema"`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -233,4 +233,137 @@ fn a_crashed_run_resumes_without_duplicate_rows() {
     let steps: Vec<u64> = after.iter().map(|r| r["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, (1..=12).collect::<Vec<_>>(), "one row per step");
     assert_eq!(losses_from(&before, 1), losses_from(&after, 1));
+}
+
+/// `ema.kind = "bema"` (issue 17): a BEMA run stopped past its burn-in and resumed repeats the
+/// uninterrupted one to the bit, so θ₀ and the plain EMA travel in the checkpoint. Its raw
+/// series and weights equal a plain-EMA run's with the same seed, its plain EMA is that run's
+/// EMA (γ = 1), and what it evaluates, logs and saves as `ema` is BEMA_t = α_t(θ_t − θ₀) + EMA_t.
+#[test]
+fn bema_run_resumes_exactly_and_shares_raw_weights_with_plain_ema() {
+    let s = setup();
+    let bema = ["ema.kind=bema", "ema.bias_power=0.3"];
+    let run_bema = |extra: &[&str]| {
+        let mut v: Vec<&str> = bema.to_vec();
+        v.extend_from_slice(extra);
+        train(&s, &v);
+    };
+    train(&s, &["train.run_name=plain"]);
+    run_bema(&["train.run_name=full"]);
+    run_bema(&["train.run_name=part", "train.max_steps=5"]);
+    let part = s.dir.join("runs/part");
+    // Resumed from the run directory alone (its config.toml carries the BEMA keys), to 12.
+    let tok = format!("tokenizer.path={}", s.dir.join("tok.json").display());
+    run_ok(lmtrain().args(["train", "--resume"]).arg(&part).args([
+        "--set",
+        &tok,
+        "--set",
+        "train.max_steps=12",
+    ]));
+
+    let plain_rows = metrics(&s.dir.join("runs/plain"));
+    let full_rows = metrics(&s.dir.join("runs/full"));
+    let mut part_rows = metrics(&part);
+    for key in ["val_loss_raw", "val_loss_ema"] {
+        part_rows[4].as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(
+        losses_from(&full_rows, 1),
+        losses_from(&part_rows, 1),
+        "a resumed BEMA run repeats the uninterrupted one"
+    );
+    // Raw series as the plain-EMA run's; EMA series (BEMA) differ once past the burn-in (3).
+    for (p, b) in plain_rows.iter().zip(&full_rows) {
+        assert_eq!(p["train_loss"], b["train_loss"], "step {}", p["step"]);
+        assert_eq!(p["val_loss_raw"], b["val_loss_raw"], "step {}", p["step"]);
+    }
+    let last = full_rows.last().unwrap();
+    assert!(last["val_loss_ema"].is_number());
+    assert_ne!(
+        last["val_loss_ema"],
+        plain_rows.last().unwrap()["val_loss_ema"]
+    );
+
+    let (plain_params, plain_ema) = params_of(&s.dir.join("runs/plain"));
+    let ckpt = checkpoint::resolve(&s.dir.join("runs/full")).unwrap();
+    let (meta, state, saved) = checkpoint::load_with_bema(&ckpt, None).unwrap();
+    assert_eq!((meta.step, meta.version), (12, checkpoint::VERSION));
+    let saved = saved.expect("a BEMA checkpoint holds θ₀ and the plain EMA");
+    assert!(
+        state.params == plain_params,
+        "raw weights as the plain run's"
+    );
+    assert!(
+        Some(&saved.ema) == plain_ema.as_ref(),
+        "the plain EMA is the plain run's EMA"
+    );
+    // `ema.*` (what sample/export/rollout --ema read) = α_12(θ_12 − θ₀) + EMA_12, with
+    // α_12 = (ρ + γ(12 − t₀))^(−η) = (2 + 9)^(−0.3).
+    let alpha = 11f64.powf(-0.3) as f32;
+    let bema_w = state.ema.as_ref().unwrap();
+    let mut moved = 0.0f32;
+    for ((b, p), (t0, e)) in bema_w
+        .iter()
+        .zip(&state.params)
+        .zip(saved.theta0.iter().zip(&saved.ema))
+    {
+        for i in 0..b.len() {
+            let want = (p[i] - t0[i]) * alpha + e[i];
+            assert!(
+                (b[i] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{} vs {want}",
+                b[i]
+            );
+            moved = moved.max((b[i] - e[i]).abs());
+        }
+    }
+    assert!(moved > 0.0, "BEMA differs from the EMA");
+    let (_, consumer) = checkpoint::load(&ckpt, None).unwrap();
+    assert!(consumer.ema.as_ref() == Some(bema_w), "--ema reads BEMA");
+    // The resumed run's final checkpoint holds the same tensors.
+    let (_, part_state, part_saved) =
+        checkpoint::load_with_bema(&checkpoint::resolve(&part).unwrap(), None).unwrap();
+    assert!(part_state.params == state.params && part_state.ema == state.ema);
+    let part_saved = part_saved.unwrap();
+    assert!(part_saved.theta0 == saved.theta0 && part_saved.ema == saved.ema);
+}
+
+/// A version-3 checkpoint (before BEMA's θ₀) still loads, with a warning naming what it lacks.
+#[test]
+fn a_version_3_checkpoint_loads_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = vec![lmtrain::model::ParamSpec::new("w", &[2])];
+    let state = checkpoint::CheckpointState {
+        params: vec![vec![1.0, 2.0]],
+        ema: Some(vec![vec![1.5, 2.5]]),
+        adam_m: vec![vec![0.0; 2]],
+        adam_v: vec![vec![0.0; 2]],
+        buffers: Vec::new(),
+    };
+    let meta = checkpoint::CheckpointMeta {
+        format: checkpoint::FORMAT.into(),
+        version: 3,
+        step: 3,
+        tokens: 10,
+        cursor: serde_json::Value::Null,
+        config: String::new(),
+        tokenizer_hash: String::new(),
+        val_loss_raw: None,
+        val_loss_ema: None,
+        has_ema: true,
+        train_shards: Vec::new(),
+        checksum: None,
+        rollbacks: 0,
+        task_info: serde_json::Value::Null,
+    };
+    let path = checkpoint::save(tmp.path(), &specs, &state, &meta).unwrap();
+    let (_, loaded, bema) = checkpoint::load_with_bema(&path, None).unwrap();
+    assert_eq!(loaded.ema, state.ema);
+    assert!(bema.is_none());
+    let out = run_ok(lmtrain().arg("inspect").arg(&path));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("version 3") && err.contains("warning") && err.contains("BEMA θ₀"),
+        "{err}"
+    );
 }
