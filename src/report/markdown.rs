@@ -609,9 +609,10 @@ fn definitions(trend_window: usize) -> String {
          of pooled runs is the pool's. Runs that differ in anything else stay separate.\n\n\
          Verdict: a metric \"oscillates more than val loss\" when the interval of its raw index \
          over val loss's raw index (val loss at the same evaluations) lies above 1, \"less\" \
-         when it lies below 1; EMA \"damped\" it when the interval of the EMA/raw index ratio \
-         lies below 1, \"made it oscillate more\" when above; an interval that includes 1 is \
-         \"not resolved\". Series with fewer than {MIN_EVALUATIONS} evaluations are \"too few \
+         when it lies below 1 (indices, since the metrics' units differ); EMA \"damped\" it when \
+         the interval of the EMA/raw ratio of resid_sd lies below 1, \"made it swing more\" \
+         when above (resid_sd, since raw and EMA share the metric's units and the index would \
+         read a lower level as a larger swing); an interval that includes 1 is \"not resolved\". Series with fewer than {MIN_EVALUATIONS} evaluations are \"too few \
          evaluations\". A key absent from a row of metrics.jsonl is a missing evaluation, never 0.\n\n\
          Metrics (`gen_<metric>_<mode>_<weights>`; mode greedy or sample):\n\n",
         crate::eval::bootstrap::RESAMPLES

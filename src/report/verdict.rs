@@ -1,10 +1,12 @@
 //! The few sentences at the top of a report: for each long-horizon metric, does it oscillate more
-//! than val loss (raw weights, oscillation indices compared), and what did EMA do to it (the
-//! ratio of EMA's index to raw's). A comparison is decided only when the 95% block-bootstrap
-//! interval of its ratio ([`crate::eval::bootstrap`]) lies on one side of 1; otherwise the
-//! verdict says "not resolved". The EMA sentence also gives the ratio of resid_sd (the swing in
-//! the metric's units, free of the index's division by the level). A pool of seeds gets the same
-//! sentences from its pooled statistics ([`super::analysis::pool_analyses`]).
+//! than val loss (raw weights, oscillation indices compared: the metrics have different units, so
+//! each swing is divided by its level), and what did EMA do to it (the ratio of EMA's resid_sd to
+//! raw's: the same metric in the same units, so the absolute swing is compared and a lower level
+//! cannot read as a larger swing, the confound of the index that issue 17 describes; the index
+//! ratio is quoted beside it). A comparison is decided only when the 95% block-bootstrap interval
+//! of its ratio ([`crate::eval::bootstrap`]) lies on one side of 1; otherwise the verdict says
+//! "not resolved". A pool of seeds gets the same sentences from its pooled statistics
+//! ([`super::analysis::pool_analyses`]).
 
 use super::analysis::{QuantityAnalysis, RunAnalysis, SeriesStats};
 use super::markdown::{format_number, format_ratio};
@@ -82,18 +84,18 @@ pub fn versus_val_loss(metric: &QuantityAnalysis, val_loss: &QuantityAnalysis) -
     }
 }
 
+/// EMA's effect on a metric's swing: the EMA/raw ratio of resid_sd and its interval.
 pub fn ema_effect(metric: &QuantityAnalysis) -> EmaEffect {
-    match (index(&metric.raw), index(&metric.ema)) {
-        (Some(raw), Some(ema)) if raw > 0.0 => {
-            let ratio = ema / raw;
-            let ci = metric.ema_over_raw_ci;
+    match metric.ema_over_raw_resid() {
+        Some(ratio) => {
+            let ci = metric.ema_over_raw_resid_ci;
             match (side_of_one(ci), ci) {
                 (Some(false), Some(ci)) => EmaEffect::Damped { ratio, ci },
                 (Some(true), Some(ci)) => EmaEffect::Amplified { ratio, ci },
                 _ => EmaEffect::NotResolved { ratio, ci },
             }
         }
-        _ => EmaEffect::Unknown,
+        None => EmaEffect::Unknown,
     }
 }
 
@@ -164,7 +166,8 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         format!(
             "**{noun} more than val loss{loss_note} in {more} of {compared} metric \
              series** (raw weights, 95% interval above 1{not_compared}). **EMA lowered the \
-             oscillation index in {damped} of {judged}** (interval below 1).{unresolved} Val loss: {}.",
+             swing (resid_sd, the metric's own units) in {damped} of {judged}** (interval below \
+             1).{unresolved} Val loss: {}.",
             describe_val_loss(val_loss)
         ),
         String::new(),
@@ -267,27 +270,29 @@ fn describe_versus(
 fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
     let show = |s: &SeriesStats| index(s).map_or_else(|| "—".to_string(), format_number);
     let (raw, ema) = (show(&metric.raw), show(&metric.ema));
-    // The same comparison in the metric's units, free of the index's division by the level.
-    let resid = metric.ema_over_raw_resid().map_or_else(String::new, |r| {
-        format!(
-            "; resid_sd EMA/raw {}, 95% interval {}",
-            format_ratio(r),
-            format_interval(metric.ema_over_raw_resid_ci)
-        )
-    });
+    // The normalised index, beside the absolute swing that decides: it divides by the level, so
+    // it differs where EMA moves the level.
+    let by_index = match (index(&metric.raw), index(&metric.ema)) {
+        (Some(r), Some(e)) if r > 0.0 => format!(
+            "; index {raw} → {ema}, EMA/raw {}, 95% interval {}",
+            format_ratio(e / r),
+            format_interval(metric.ema_over_raw_ci)
+        ),
+        _ => format!("; index {raw} → {ema}"),
+    };
     match effect {
         EmaEffect::Damped { ratio, ci } => format!(
-            "EMA damped it (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
+            "EMA damped it (EMA/raw resid_sd {}, 95% interval {}{by_index})",
             format_ratio(ratio),
             format_interval(Some(ci))
         ),
         EmaEffect::NotResolved { ratio, ci } => format!(
-            "EMA's effect is not resolved (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
+            "EMA's effect is not resolved (EMA/raw resid_sd {}, 95% interval {}{by_index})",
             format_ratio(ratio),
             format_interval(ci)
         ),
         EmaEffect::Amplified { ratio, ci } => format!(
-            "EMA made it oscillate more (EMA/raw index {}, 95% interval {}: {raw} → {ema}{resid})",
+            "EMA made it swing more (EMA/raw resid_sd {}, 95% interval {}{by_index})",
             format_ratio(ratio),
             format_interval(Some(ci))
         ),
@@ -308,7 +313,7 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
                 format_number(v),
                 metric.ema.evaluations
             ),
-            None => format!("EMA's effect is undefined (an index is missing){resid}"),
+            None => format!("EMA's effect is undefined (a resid_sd is missing){by_index}"),
         },
     }
 }
