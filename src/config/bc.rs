@@ -440,17 +440,8 @@ impl BcConfig {
         }
         if self.policy.kind == PolicyKind::Transformer {
             let d = self.policy.transformer_dims();
-            check_int("policy.n_layer", d.n_layer as u64)?;
-            check_int("policy.n_head", d.n_head as u64)?;
-            check_int("policy.n_embd", d.n_embd as u64)?;
+            super::ranges::check_attention_dims("policy", d.n_layer, d.n_head, d.n_embd)?;
             check_int("policy.history", d.history as u64)?;
-            if !d.n_embd.is_multiple_of(d.n_head) {
-                bail!(
-                    "policy.n_embd = {} is not a multiple of policy.n_head = {}: each head gets n_embd / n_head dimensions",
-                    d.n_embd,
-                    d.n_head
-                );
-            }
         }
         if self.policy.hidden.is_empty() {
             bail!("policy.hidden is empty: give at least one hidden width, e.g. [256, 256, 256]");

@@ -261,6 +261,25 @@ pub fn flag_usize(
     }
 }
 
+/// The attention dimensions of a `table` (`model`, `policy`): each at least 1 and `n_embd`
+/// divisible by `n_head` (each head gets `n_embd / n_head` dimensions).
+pub fn check_attention_dims(
+    table: &str,
+    n_layer: usize,
+    n_head: usize,
+    n_embd: usize,
+) -> Result<()> {
+    check_int(&format!("{table}.n_layer"), n_layer as u64)?;
+    check_int(&format!("{table}.n_head"), n_head as u64)?;
+    check_int(&format!("{table}.n_embd"), n_embd as u64)?;
+    if !n_embd.is_multiple_of(n_head) {
+        bail!(
+            "{table}.n_embd = {n_embd} must be divisible by {table}.n_head = {n_head}: each head gets n_embd / n_head dimensions"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -494,17 +494,8 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         use super::ranges::{check, check_int};
         let m = &self.model;
-        check_int("model.n_layer", m.n_layer as u64)?;
-        check_int("model.n_head", m.n_head as u64)?;
-        check_int("model.n_embd", m.n_embd as u64)?;
+        super::ranges::check_attention_dims("model", m.n_layer, m.n_head, m.n_embd)?;
         check_int("model.block_size", m.block_size as u64)?;
-        if !m.n_embd.is_multiple_of(m.n_head) {
-            bail!(
-                "model.n_embd = {} must be divisible by model.n_head = {}",
-                m.n_embd,
-                m.n_head
-            );
-        }
         check("model.dropout", m.dropout)?;
         check_int("model.vocab_size", m.vocab_size as u64)?;
         if let Some(init) = &m.init_from {

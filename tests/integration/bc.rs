@@ -72,14 +72,8 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
     run_ok(lmtrain().args(tiny_args(&data, tmp.path(), "full")));
     let full = tmp.path().join("full");
     let rows = metrics(&full);
-    let loss = |rows: &[serde_json::Value], step: u64| {
-        rows.iter()
-            .find(|r| r["step"] == step && r.get("train_loss").is_some())
-            .map(|r| r["train_loss"].as_f64().unwrap())
-            .unwrap()
-    };
     assert!(
-        loss(&rows, 40) < 0.5 * loss(&rows, 1),
+        train_loss(&rows, 40) < 0.5 * train_loss(&rows, 1),
         "the BC loss did not fall"
     );
     for step in [20u64, 40] {
@@ -105,59 +99,13 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
     assert_eq!(lines.lines().count(), 2 * 2 * 2, "{lines}");
 
     // Stopped at 20 and resumed to 40: the same losses, bit for bit, and the same rollouts.
-    run_ok(
-        lmtrain()
-            .args(tiny_args(&data, tmp.path(), "split"))
-            .args(["--set", "train.max_steps=20"]),
-    );
-    let split = tmp.path().join("split");
-    run_ok(lmtrain().args([
-        "train",
-        "--resume",
-        &split.display().to_string(),
-        "--set",
-        "train.max_steps=40",
-    ]));
-    let strip = |rows: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
-        rows.into_iter()
-            .map(|mut r| {
-                let o = r.as_object_mut().unwrap();
-                // Wall-clock figures differ between runs; everything else must not.
-                o.retain(|k, _| !k.contains("per_s") && k != "rollout_seconds");
-                r
-            })
-            .collect()
-    };
-    assert_eq!(strip(metrics(&split)), strip(rows.clone()));
+    let split = stop_and_resume(&data, tmp.path(), &[]);
+    assert_eq!(strip_timing(metrics(&split)), strip_timing(rows.clone()));
     assert_eq!(
         std::fs::read_to_string(split.join("rollouts.jsonl")).unwrap(),
         lines
     );
-
-    // `lmtrain rollout` on the checkpoint alone reproduces the run's last EMA evaluation.
-    let out = run_ok(lmtrain().args([
-        "rollout",
-        "--checkpoint",
-        &full.display().to_string(),
-        "--ema",
-        "--episodes",
-        "2",
-    ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let last = rows
-        .iter()
-        .rev()
-        .find(|r| r.get("rollout_return_mean_ema").is_some())
-        .unwrap();
-    assert_eq!(
-        summary["rollout_return_mean_ema"],
-        last["rollout_return_mean_ema"]
-    );
-    assert_eq!(
-        summary["rollout_action_err_ema"],
-        last["rollout_action_err_ema"]
-    );
+    rollout_reproduces_last_ema(&full, &rows);
     // The landscape probe: 1 random + the gradient direction, 3 points each; its centre (s = 0)
     // is the checkpoint itself, so its BC loss is the run's last val_loss_raw and its return
     // the rollout of the raw weights.
@@ -240,7 +188,7 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
 fn transformer_policy_trains_resumes_and_rolls_out() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_dataset(tmp.path());
-    let tf = [
+    let tf: Vec<String> = [
         "policy.kind=\"transformer\"",
         "policy.n_layer=2",
         "policy.n_head=2",
@@ -249,35 +197,49 @@ fn transformer_policy_trains_resumes_and_rolls_out() {
         "train.batch_size=32",
     ]
     .into_iter()
-    .flat_map(|s| ["--set", s]);
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect();
     run_ok(
         lmtrain()
             .args(tiny_args(&data, tmp.path(), "full"))
-            .args(tf.clone()),
+            .args(&tf),
     );
     let full = tmp.path().join("full");
     let rows = metrics(&full);
-    let loss = |step: u64| {
-        rows.iter()
-            .find(|r| r["step"] == step && r.get("train_loss").is_some())
-            .map(|r| r["train_loss"].as_f64().unwrap())
-            .unwrap()
-    };
     // 40 steps of a randomly initialised transformer: the loss falls by a third or more (0.22 →
     // 0.11 in a trial); a policy that ignores its inputs stays near the first value.
-    assert!(loss(40) < 0.7 * loss(1), "the BC loss did not fall");
+    assert!(
+        train_loss(&rows, 40) < 0.7 * train_loss(&rows, 1),
+        "the BC loss did not fall"
+    );
     let log = std::fs::read_to_string(full.join("train.log")).unwrap();
     assert!(
         log.contains("policy: transformer over the last 4 observations"),
         "{log}"
     );
+    let split = stop_and_resume(&data, tmp.path(), &tf);
+    assert_eq!(strip_timing(metrics(&split)), strip_timing(rows.clone()));
+    rollout_reproduces_last_ema(&full, &rows);
+}
+
+/// The train loss logged at `step`.
+fn train_loss(rows: &[serde_json::Value], step: u64) -> f64 {
+    rows.iter()
+        .find(|r| r["step"] == step && r.get("train_loss").is_some())
+        .map(|r| r["train_loss"].as_f64().unwrap())
+        .unwrap()
+}
+
+/// The tiny run (with `extra` arguments) stopped at step 20 in `out/split`, then resumed from
+/// its directory alone to step 40; returns the run directory.
+fn stop_and_resume(data: &Path, out: &Path, extra: &[String]) -> PathBuf {
     run_ok(
         lmtrain()
-            .args(tiny_args(&data, tmp.path(), "split"))
-            .args(tf)
+            .args(tiny_args(data, out, "split"))
+            .args(extra)
             .args(["--set", "train.max_steps=20"]),
     );
-    let split = tmp.path().join("split");
+    let split = out.join("split");
     run_ok(lmtrain().args([
         "train",
         "--resume",
@@ -285,20 +247,26 @@ fn transformer_policy_trains_resumes_and_rolls_out() {
         "--set",
         "train.max_steps=40",
     ]));
-    let strip = |rows: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
-        rows.into_iter()
-            .map(|mut r| {
-                let o = r.as_object_mut().unwrap();
-                o.retain(|k, _| !k.contains("per_s") && k != "rollout_seconds");
-                r
-            })
-            .collect()
-    };
-    assert_eq!(strip(metrics(&split)), strip(rows.clone()));
+    split
+}
+
+/// Metrics rows without their wall-clock figures, which differ between runs (nothing else may).
+fn strip_timing(rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    rows.into_iter()
+        .map(|mut r| {
+            let o = r.as_object_mut().unwrap();
+            o.retain(|k, _| !k.contains("per_s") && k != "rollout_seconds");
+            r
+        })
+        .collect()
+}
+
+/// `lmtrain rollout --ema` on the run's checkpoint alone reproduces its last EMA evaluation.
+fn rollout_reproduces_last_ema(run: &Path, rows: &[serde_json::Value]) {
     let out = run_ok(lmtrain().args([
         "rollout",
         "--checkpoint",
-        &full.display().to_string(),
+        &run.display().to_string(),
         "--ema",
         "--episodes",
         "2",
