@@ -365,9 +365,10 @@ pub struct RolloutArgs {
     /// Roll out the EMA weights instead of the raw ones.
     #[arg(long)]
     pub ema: bool,
-    /// Episodes, from reset seeds SEED, SEED+1, …
-    #[arg(long, default_value_t = 16, value_parser = crate::config::ranges::flag_usize("rollout --episodes"))]
-    pub episodes: usize,
+    /// Episodes, from reset seeds SEED, SEED+1, … (default: the run's eval.rollouts, so that the
+    /// run's last evaluation is reproduced)
+    #[arg(long, value_parser = crate::config::ranges::flag_usize("rollout --episodes"))]
+    pub episodes: Option<usize>,
     /// First reset seed (default: the run's eval.rollout_seed, the starts its evaluations used).
     #[arg(long)]
     pub seed: Option<u64>,

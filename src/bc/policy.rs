@@ -103,7 +103,10 @@ impl BcPolicy {
     /// that bound memory: the validation loss, and the landscape probe's.
     pub fn mean_loss(&self, params: &[Tensor<1>], pairs: &Pairs, device: &Device) -> Result<f64> {
         let n = pairs.len();
-        let chunk = (65_536 / self.history()).clamp(256, 8192);
+        // Attention scores are [chunk, heads, T, T]: bound chunk·T² (about 64 MB of f32 per
+        // head at the cap), and the MLP's rows at 8,192.
+        let t = self.history();
+        let chunk = (16_777_216 / (t * t)).clamp(1, 8192);
         let (mut total, mut positions) = (0.0f64, 0usize);
         let mut start = 0;
         while start < n {

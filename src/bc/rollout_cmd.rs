@@ -19,7 +19,8 @@ use crate::train::checkpoint;
 pub struct RolloutRequest<'a> {
     pub checkpoint: &'a Path,
     pub ema: bool,
-    pub episodes: usize,
+    /// Episodes; default the run's `eval.rollouts`.
+    pub episodes: Option<usize>,
     /// First reset seed; default the run's `eval.rollout_seed`.
     pub seed: Option<u64>,
     /// Steps per episode at most; default the run's `eval.horizon`.
@@ -57,7 +58,7 @@ pub fn load_policy(checkpoint_path: &Path, ema: bool) -> Result<LoadedPolicy> {
     let meta = checkpoint::read_meta(&path)?;
     if crate::config::kind_of_text(&meta.config) != TaskKind::Bc {
         bail!(
-            "{} is a language-model checkpoint: rollout and landscape evaluate behaviour-cloning policies; sample from it with `lmtrain sample`",
+            "{} is a language-model checkpoint: rollout evaluates behaviour-cloning policies; sample from it with `lmtrain sample` (its landscape probe is `lmtrain landscape --metric …`)",
             path.display()
         );
     }
@@ -129,7 +130,9 @@ pub fn rollout_checkpoint(req: &RolloutRequest) -> Result<RolloutReport> {
     let first = req.seed.unwrap_or(config.eval.rollout_seed);
     let spec = RolloutSpec {
         env_id: info.env.clone(),
-        seeds: (0..req.episodes as u64).map(|k| first + k).collect(),
+        seeds: (0..req.episodes.unwrap_or(config.eval.rollouts) as u64)
+            .map(|k| first + k)
+            .collect(),
         horizon: req.horizon.unwrap_or(config.eval.horizon),
         norm,
         expert,

@@ -262,14 +262,18 @@ fn expert_task(
             norm.std.iter().filter(|&&s| s as f64 <= data.obs_std_floor).count(),
             norm.std.len()
         ),
-        format!(
-            "rollouts: {} episodes of at most {} steps from reset seeds {}.., every {} steps; action error against {}",
-            config.eval.rollouts,
-            config.eval.horizon,
-            config.eval.rollout_seed,
-            config.eval.rollout_every,
-            expert_file.display()
-        ),
+        if config.eval.rollout_every == 0 {
+            "rollouts: none (eval.rollout_every = 0)".to_string()
+        } else {
+            format!(
+                "rollouts: {} episodes of at most {} steps from reset seeds {}.., every {} steps; action error against {}",
+                config.eval.rollouts,
+                config.eval.horizon,
+                config.eval.rollout_seed,
+                config.eval.rollout_every,
+                expert_file.display()
+            )
+        },
     ];
     let train_pairs = pairs(&train_split, &norm);
     let val_pairs = pairs(&val_split, &norm);

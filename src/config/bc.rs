@@ -235,6 +235,9 @@ pub struct PolicyConfig {
     pub history: Option<usize>,
 }
 
+/// The longest `policy.history`: the locomotion environments' time limit.
+pub const MAX_HISTORY: usize = 1000;
+
 /// The transformer policy's dimensions (`[policy]` keys, defaults filled in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransformerDims {
@@ -442,6 +445,20 @@ impl BcConfig {
             let d = self.policy.transformer_dims();
             super::ranges::check_attention_dims("policy", d.n_layer, d.n_head, d.n_embd)?;
             check_int("policy.history", d.history as u64)?;
+            // Longer windows than an episode only add padding (the five environments' time
+            // limit is 1,000 steps), at a cost quadratic in the window.
+            if d.history > MAX_HISTORY {
+                bail!(
+                    "policy.history = {} is longer than an episode ({MAX_HISTORY} steps at most); windows of 8–64 observations are typical",
+                    d.history
+                );
+            }
+            let defaults = PolicyConfig::default();
+            if self.policy.hidden != defaults.hidden || self.policy.activation != defaults.activation {
+                bail!(
+                    "policy.hidden and policy.activation belong to the MLP policy; the transformer's keys are n_layer, n_head, n_embd and history"
+                );
+            }
         }
         if self.policy.hidden.is_empty() {
             bail!("policy.hidden is empty: give at least one hidden width, e.g. [256, 256, 256]");

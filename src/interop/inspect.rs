@@ -39,7 +39,12 @@ pub fn inspect(path: &Path) -> Result<String> {
         format!("val loss (EMA): {}", loss(meta.val_loss_ema)),
         format!(
             "EMA weights: {}",
-            if meta.has_ema { "present" } else { "absent" }
+            match (meta.has_ema, is_bema(&meta.config)) {
+                (false, _) => "absent",
+                (true, false) => "present",
+                (true, true) =>
+                    "present, bias-corrected (ema.kind = \"bema\": `ema` holds α_t(θ_t − θ₀) + EMA_t; θ₀ in `ema0`, the plain EMA in `ema_plain`)",
+            }
         ),
     ];
     // The config is only needed for the model line; a config this lmtrain cannot parse is
@@ -92,3 +97,12 @@ pub fn inspect(path: &Path) -> Result<String> {
     out.push(String::new());
     Ok(out.join("\n"))
 }
+
+/// Whether a stored config's `[ema]` is the bias-corrected kind.
+fn is_bema(config: &str) -> bool {
+    toml::from_str::<toml::Value>(config)
+        .ok()
+        .and_then(|v| v.get("ema")?.get("kind")?.as_str().map(|k| k == "bema"))
+        .unwrap_or(false)
+}
+

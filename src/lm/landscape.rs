@@ -53,12 +53,17 @@ pub struct GenMetric {
 impl GenMetric {
     /// Parses `--metric`: `validity` (the greedy `valid`), or a name of [`metric_names`]
     /// (`validity` may stand for `valid`), optionally suffixed `_greedy` (the default) or
-    /// `_sample` and optionally prefixed `gen_`, so a metrics.jsonl key without its `_<weights>`
-    /// also works (`gen_rep4_sample`).
+    /// `_sample` and optionally prefixed `gen_`, so a metrics.jsonl key works with or without
+    /// its `_<weights>` (`gen_rep4_sample`, `gen_rep4_sample_raw`; `--ema` picks the weights).
     ///
     /// Errors: an unknown name, with the accepted ones listed ([`accepted_metrics`]).
     pub fn parse(text: &str) -> Result<Self> {
         let t = text.strip_prefix("gen_").unwrap_or(text);
+        // A metrics.jsonl key whole: the weights come from --ema, not from the name.
+        let t = t
+            .strip_suffix("_raw")
+            .or_else(|| t.strip_suffix("_ema"))
+            .unwrap_or(t);
         let (base, mode) = if let Some(b) = t.strip_suffix("_sample") {
             (b, GenMode::Sample)
         } else {

@@ -31,7 +31,7 @@ fn tiny_dataset(dir: &Path) -> PathBuf {
 }
 
 /// The shipped Hopper BC config made tiny: 40 steps, rollouts of 2 episodes × 60 steps at steps
-/// 20 and 40.
+/// 20 and 40 (the policy as shipped; [`small_mlp`] makes it tiny too).
 fn tiny_args(data: &Path, out: &Path, name: &str) -> Vec<String> {
     let q = |p: PathBuf| format!("{:?}", p.display().to_string());
     [
@@ -44,7 +44,6 @@ fn tiny_args(data: &Path, out: &Path, name: &str) -> Vec<String> {
             format!("data.train_glob={}", q(data.join("train-*.parquet"))),
             format!("data.val_glob={}", q(data.join("validation-*.parquet"))),
             "data.episodes=3".into(),
-            "policy.hidden=[32, 32]".into(),
             "train.max_steps=40".into(),
             "train.batch_size=64".into(),
             "train.log_every=10".into(),
@@ -69,7 +68,11 @@ fn tiny_args(data: &Path, out: &Path, name: &str) -> Vec<String> {
 fn bc_trains_rolls_out_and_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_dataset(tmp.path());
-    run_ok(lmtrain().args(tiny_args(&data, tmp.path(), "full")));
+    run_ok(
+        lmtrain()
+            .args(tiny_args(&data, tmp.path(), "full"))
+            .args(small_mlp()),
+    );
     let full = tmp.path().join("full");
     let rows = metrics(&full);
     assert!(
@@ -99,7 +102,7 @@ fn bc_trains_rolls_out_and_resumes_exactly() {
     assert_eq!(lines.lines().count(), 2 * 2 * 2, "{lines}");
 
     // Stopped at 20 and resumed to 40: the same losses, bit for bit, and the same rollouts.
-    let split = stop_and_resume(&data, tmp.path(), &[]);
+    let split = stop_and_resume(&data, tmp.path(), &small_mlp());
     assert_eq!(strip_timing(metrics(&split)), strip_timing(rows.clone()));
     assert_eq!(
         std::fs::read_to_string(split.join("rollouts.jsonl")).unwrap(),
@@ -220,6 +223,11 @@ fn transformer_policy_trains_resumes_and_rolls_out() {
     let split = stop_and_resume(&data, tmp.path(), &tf);
     assert_eq!(strip_timing(metrics(&split)), strip_timing(rows.clone()));
     rollout_reproduces_last_ema(&full, &rows);
+}
+
+/// `--set` arguments for a 2×32 MLP policy.
+fn small_mlp() -> Vec<String> {
+    vec!["--set".into(), "policy.hidden=[32, 32]".into()]
 }
 
 /// The train loss logged at `step`.
@@ -349,6 +357,19 @@ fn bc_config_errors_name_the_key_and_the_fix() {
         err.contains("policy.n_embd = 64") && err.contains("policy.n_head = 3"),
         "{err}"
     );
+    // A window longer than an episode, and the MLP's keys on the transformer.
+    for (set, want) in [
+        ("policy.history=1001", "policy.history = 1001"),
+        ("policy.hidden=[32]", "belong to the MLP policy"),
+    ] {
+        let err = run_err(lmtrain().args(tiny_args(&data, tmp.path(), "e7")).args([
+            "--set",
+            "policy.kind=\"transformer\"",
+            "--set",
+            set,
+        ]));
+        assert!(err.contains(want), "{set}: {err}");
+    }
 }
 
 #[test]
