@@ -454,7 +454,9 @@ impl BcConfig {
                 );
             }
             let defaults = PolicyConfig::default();
-            if self.policy.hidden != defaults.hidden || self.policy.activation != defaults.activation {
+            if self.policy.hidden != defaults.hidden
+                || self.policy.activation != defaults.activation
+            {
                 bail!(
                     "policy.hidden and policy.activation belong to the MLP policy; the transformer's keys are n_layer, n_head, n_embd and history"
                 );

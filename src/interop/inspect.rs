@@ -105,4 +105,3 @@ fn is_bema(config: &str) -> bool {
         .and_then(|v| v.get("ema")?.get("kind")?.as_str().map(|k| k == "bema"))
         .unwrap_or(false)
 }
-

@@ -5,6 +5,7 @@
 pub mod adamw;
 pub mod checkpoint;
 pub mod clip;
+pub mod dp;
 pub mod ema;
 pub mod log_rewind;
 pub mod metrics;

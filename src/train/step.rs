@@ -105,10 +105,9 @@ pub fn optimizer_step<T: Task>(
     extras: StepExtras,
 ) -> Result<StepOutput> {
     let mut extra_mark = extras.mark;
-    let mut mark = |at| extra_mark.as_mut().map_or(Ok(()), |m| m(at));
+    let mut mark = |at: PhaseEnd| extra_mark.as_mut().map_or(Ok(()), |m| m(at));
     let t = state.step + 1;
-    let lr = lr_at(t, cfg.optim.lr, &cfg.schedule)
-        * cfg.train.rollback_lr_factor.powi(state.rollbacks as i32);
+    let lr = step_lr(state, cfg);
     let accum = cfg.optim.grad_accum;
     let mut grads: Option<Vec<Tensor<1>>> = None;
     let mut loss_sum: Option<Tensor<1>> = None;
@@ -116,33 +115,110 @@ pub fn optimizer_step<T: Task>(
     for micro in 0..accum {
         let batch = task.next_batch(device)?;
         tokens += task.batch_tokens(&batch) as u64;
-        device.seed(step_seed(cfg.train.seed, t, micro as u64));
-        let tracked = tracked_copies(&state.params);
-        let mut loss = task.loss(&tracked, &batch, true);
-        if crate::fault::nan_loss_now(t) && micro == 0 {
-            loss = loss * f64::NAN;
-        }
-        mark(PhaseEnd::Forward)?;
-        let backward = (loss.clone() / accum as f64).backward();
-        let micro_grads = gradients(&tracked, &backward);
-        mark(PhaseEnd::Backward)?;
-        grads = Some(match grads {
-            None => micro_grads,
-            Some(acc) => acc
-                .into_iter()
-                .zip(micro_grads)
-                .map(|(a, g)| a + g)
-                .collect(),
-        });
-        let loss = loss.inner();
-        loss_sum = Some(match loss_sum {
-            None => loss,
-            Some(s) => s + loss,
-        });
+        let seed = step_seed(cfg.train.seed, t, micro as u64);
+        let (g, loss) = micro_batch_gradients(
+            &*task,
+            &state.params,
+            &batch,
+            accum,
+            t,
+            micro,
+            seed,
+            device,
+            &mut mark,
+        )?;
+        accumulate(&mut grads, &mut loss_sum, g, loss);
     }
-    let mut grads = grads.context("optim.grad_accum must be ≥ 1")?;
-    let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip, extras.grad_norm);
+    let grads = grads.context("optim.grad_accum must be ≥ 1")?;
     let loss = loss_sum.context("no micro-batch ran")? / accum as f64;
+    Ok(apply_gradients(
+        state,
+        grads,
+        loss,
+        tokens,
+        specs,
+        cfg,
+        lr,
+        extras.grad_norm,
+    ))
+}
+
+/// The learning rate of the step after `state.step`: the schedule's, scaled by
+/// `train.rollback_lr_factor` once per rollback.
+pub fn step_lr(state: &TrainState, cfg: &LoopConfig) -> f64 {
+    lr_at(state.step + 1, cfg.optim.lr, &cfg.schedule)
+        * cfg.train.rollback_lr_factor.powi(state.rollbacks as i32)
+}
+
+/// Forward and backward pass of micro-batch `micro` (0-based) of optimizer step `t`: the
+/// gradients of `loss / accum` with respect to `params` (one per parameter, in order; zero for
+/// a parameter the loss does not reach) and the micro-batch's loss (one element, no autodiff).
+/// The device's RNG is seeded with `seed` first (dropout). `mark` is called after the forward
+/// and after the backward pass ([`PhaseEnd`]); its error stops the step.
+#[allow(clippy::too_many_arguments)]
+pub fn micro_batch_gradients<T: Task>(
+    task: &T,
+    params: &[Tensor<1>],
+    batch: &T::Batch,
+    accum: usize,
+    t: u64,
+    micro: usize,
+    seed: u64,
+    device: &Device,
+    mark: &mut dyn FnMut(PhaseEnd) -> Result<()>,
+) -> Result<(Vec<Tensor<1>>, Tensor<1>)> {
+    device.seed(seed);
+    let tracked = tracked_copies(params);
+    let mut loss = task.loss(&tracked, batch, true);
+    if crate::fault::nan_loss_now(t) && micro == 0 {
+        loss = loss * f64::NAN;
+    }
+    mark(PhaseEnd::Forward)?;
+    let backward = (loss.clone() / accum as f64).backward();
+    let micro_grads = gradients(&tracked, &backward);
+    mark(PhaseEnd::Backward)?;
+    Ok((micro_grads, loss.inner()))
+}
+
+/// Adds one micro-batch's gradients and loss to the step's sums (`None` before the first).
+pub fn accumulate(
+    grads: &mut Option<Vec<Tensor<1>>>,
+    loss_sum: &mut Option<Tensor<1>>,
+    micro_grads: Vec<Tensor<1>>,
+    loss: Tensor<1>,
+) {
+    *grads = Some(match grads.take() {
+        None => micro_grads,
+        Some(acc) => acc
+            .into_iter()
+            .zip(micro_grads)
+            .map(|(a, g)| a + g)
+            .collect(),
+    });
+    *loss_sum = Some(match loss_sum.take() {
+        None => loss,
+        Some(s) => s + loss,
+    });
+}
+
+/// The update of optimizer step `state.step + 1` from the step's accumulated gradients and its
+/// mean loss: global-norm clip (the norm computed when clipping or `want_norm`), the
+/// `train.on_nonfinite = "skip"` mask, AdamW at `lr`, the EMA; then `state.step` and
+/// `state.tokens` (+ `tokens`) advance. Deterministic given its inputs, so workers that hold
+/// the same state and the same (all-reduced) gradients and loss stay identical.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_gradients(
+    state: &mut TrainState,
+    mut grads: Vec<Tensor<1>>,
+    loss: Tensor<1>,
+    tokens: u64,
+    specs: &[ParamSpec],
+    cfg: &LoopConfig,
+    lr: f64,
+    want_norm: bool,
+) -> StepOutput {
+    let t = state.step + 1;
+    let grad_norm = clip_global(&mut grads, cfg.optim.grad_clip, want_norm);
     // "skip": the finiteness of the loss (and of the clip norm) decides on the device whether
     // the update lands; nothing is read back, so the GPU gets no extra sync.
     let skip_mask = (cfg.train.on_nonfinite == OnNonfinite::Skip).then(|| {
@@ -188,11 +264,11 @@ pub fn optimizer_step<T: Task>(
     }
     state.step = t;
     state.tokens += tokens;
-    Ok(StepOutput {
+    StepOutput {
         loss,
         grad_norm,
         applied,
         lr,
         tokens,
-    })
+    }
 }
