@@ -301,6 +301,7 @@ pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
                 &opts.run_dir.join("metrics.jsonl"),
                 meta.step,
             )?;
+            log.reopen_metrics(&opts.run_dir)?;
             log.line(&format!(
                 "resuming from {} at step {}{}",
                 r.checkpoint.display(),

@@ -91,6 +91,19 @@ pub struct RunLog {
 }
 
 impl RunLog {
+    /// Reopens metrics.jsonl after a resume's rewind replaced it (the rewind writes a new file
+    /// and renames it over the old one, so the handle opened before would append to the
+    /// unlinked old file, and every row after the resume would be lost).
+    pub fn reopen_metrics(&mut self, run_dir: &Path) -> Result<()> {
+        let path = run_dir.join("metrics.jsonl");
+        self.metrics = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(())
+    }
+
     /// Opens (appending) the run's log files. The progress bar draws only on a terminal; otherwise
     /// each log line also goes to stderr, so a redirected overnight run still shows progress.
     pub fn open(run_dir: &Path, start_step: u64, max_steps: u64) -> Result<Self> {
