@@ -2,6 +2,104 @@
 
 use anyhow::{bail, Result};
 use burn::tensor::{Device, FloatDType, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The top-level `device` key as written: one device (`device = "cuda:0"`), or a list of them
+/// for data-parallel training (`device = ["cuda:0", "cuda:1"]`, one worker per device; issue
+/// 19). A list of one is the same as the string.
+///
+/// For tests, `device = ["cpu", "cpu", …]` (W entries, all "cpu") runs W simulated workers on
+/// the one CPU device, their gradients averaged by the in-process stand-in
+/// ([`crate::train::dp::InProcessAllReduce`]); any other list with a CPU entry is refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum DeviceSetting {
+    One(String),
+    List(Vec<String>),
+}
+
+impl Default for DeviceSetting {
+    fn default() -> Self {
+        Self::One("auto".into())
+    }
+}
+
+impl From<&str> for DeviceSetting {
+    fn from(s: &str) -> Self {
+        Self::One(s.into())
+    }
+}
+
+/// A parsed [`DeviceSetting`]: the device of worker 0 (which also draws the data, validates,
+/// evaluates and checkpoints) and the number of data-parallel workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevicePlan {
+    /// One device, as before data-parallel training existed.
+    Single(DeviceChoice),
+    /// One worker per listed CUDA device (distinct indices, at least two).
+    Cuda(Vec<usize>),
+    /// For tests: W ≥ 2 simulated workers on the one CPU device.
+    SimulatedCpu(usize),
+}
+
+impl DevicePlan {
+    /// The number of data-parallel workers.
+    pub fn workers(&self) -> usize {
+        match self {
+            Self::Single(_) => 1,
+            Self::Cuda(ids) => ids.len(),
+            Self::SimulatedCpu(w) => *w,
+        }
+    }
+
+    /// Worker 0's device choice.
+    pub fn primary(&self) -> DeviceChoice {
+        match self {
+            Self::Single(c) => *c,
+            Self::Cuda(ids) => DeviceChoice::Cuda(ids[0]),
+            Self::SimulatedCpu(_) => DeviceChoice::Cpu,
+        }
+    }
+}
+
+impl DeviceSetting {
+    /// Parses and checks the setting.
+    ///
+    /// # Errors
+    /// An unknown device name, an empty list, a device listed twice, or a list of two or more
+    /// that mixes in anything but CUDA devices (the all-"cpu" list of the test stand-in aside).
+    pub fn plan(&self) -> Result<DevicePlan> {
+        let list = match self {
+            Self::One(s) => return Ok(DevicePlan::Single(DeviceChoice::parse(s)?)),
+            Self::List(l) => l,
+        };
+        let choices = list
+            .iter()
+            .map(|s| DeviceChoice::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        match choices.as_slice() {
+            [] => bail!("device = [] lists no device: give one (\"cuda:0\") or several ([\"cuda:0\", \"cuda:1\"])"),
+            [one] => return Ok(DevicePlan::Single(*one)),
+            _ => {}
+        }
+        if choices.iter().all(|c| *c == DeviceChoice::Cpu) {
+            return Ok(DevicePlan::SimulatedCpu(choices.len()));
+        }
+        let mut ids = Vec::with_capacity(choices.len());
+        for (s, c) in list.iter().zip(&choices) {
+            match c {
+                DeviceChoice::Cuda(n) if ids.contains(n) => bail!(
+                    "device = {list:?} lists cuda:{n} twice: data-parallel workers need distinct devices"
+                ),
+                DeviceChoice::Cuda(n) => ids.push(*n),
+                _ => bail!(
+                    "device = {list:?}: a list of devices is for data-parallel training on CUDA devices (\"cuda:N\", distinct); {s:?} cannot be one of them"
+                ),
+            }
+        }
+        Ok(DevicePlan::Cuda(ids))
+    }
+}
 
 /// The `device` config key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,5 +317,50 @@ mod tests {
             let err = choose_device(DeviceChoice::Wgpu).unwrap_err().to_string();
             assert!(err.contains("--features wgpu"), "{err}");
         }
+    }
+
+    #[test]
+    fn parses_device_lists() {
+        let list = |v: &[&str]| DeviceSetting::List(v.iter().map(|s| s.to_string()).collect());
+        let one: DeviceSetting = "cuda:1".into();
+        assert_eq!(
+            one.plan().unwrap(),
+            DevicePlan::Single(DeviceChoice::Cuda(1))
+        );
+        assert_eq!(
+            list(&["cuda:1"]).plan().unwrap(),
+            DevicePlan::Single(DeviceChoice::Cuda(1))
+        );
+        assert_eq!(
+            list(&["cpu"]).plan().unwrap(),
+            DevicePlan::Single(DeviceChoice::Cpu)
+        );
+        let two = list(&["cuda:0", "cuda:2"]).plan().unwrap();
+        assert_eq!(two, DevicePlan::Cuda(vec![0, 2]));
+        assert_eq!((two.workers(), two.primary()), (2, DeviceChoice::Cuda(0)));
+        assert_eq!(
+            list(&["cpu", "cpu", "cpu"]).plan().unwrap(),
+            DevicePlan::SimulatedCpu(3)
+        );
+        for bad in [
+            &["cuda:0", "cuda"][..],
+            &["cuda:0", "cpu"],
+            &["auto", "cuda:1"],
+            &["wgpu", "wgpu"],
+            &[],
+        ] {
+            assert!(list(bad).plan().is_err(), "{bad:?}");
+        }
+        let e = list(&["cuda:0", "cuda"]).plan().unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+        // The TOML forms.
+        #[derive(Deserialize)]
+        struct C {
+            device: DeviceSetting,
+        }
+        let c: C = toml::from_str("device = [\"cuda:0\", \"cuda:1\"]").unwrap();
+        assert_eq!(c.device, list(&["cuda:0", "cuda:1"]));
+        let c: C = toml::from_str("device = \"cpu\"").unwrap();
+        assert_eq!(c.device, "cpu".into());
     }
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::config::{load_config, Config};
-use crate::device::{choose_device, DeviceChoice};
+use crate::device::choose_device;
 use crate::lm::gen_eval::{GenerationEval, Judge};
 use crate::lm::{prepare_run_data, LmTask};
 use crate::model::params::count;
 use crate::model::{Gpt, GptShape};
 use crate::train::checkpoint;
-use crate::train::{train, RunOutcome, TrainOptions};
+use crate::train::dp::DataParallel;
+use crate::train::{train_parallel, RunOutcome, TrainOptions};
 
 /// Build identity for logs: crate version, git commit and burn version (set by build.rs).
 pub fn build_info() -> String {
@@ -188,7 +189,10 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
 
     let cache = crate::kernel_cache::configure(None)?;
-    let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
+    let plan = config.device.plan()?;
+    let chosen = choose_device(plan.primary())?;
+    // W ≥ 2 data-parallel workers when `device` lists several (worker 0 on `chosen`).
+    let mut group = DataParallel::for_plan(&plan, &chosen.device)?;
     let run_tokenizer = match &resume_from {
         Some(ckpt) => {
             let meta = checkpoint::read_meta(ckpt)?;
@@ -303,7 +307,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         train_shards: data.train_shards.clone(),
         stop,
     };
-    let outcome = train(&mut task, opts)?;
+    let outcome = train_parallel(&mut task, opts, group.take())?;
     Ok((run_dir, outcome))
 }
 

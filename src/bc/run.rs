@@ -13,12 +13,13 @@ use super::policy::BcPolicy;
 use super::rollout::RolloutSpec;
 use super::task::{BcInfo, BcTask, Pairs, RolloutEval};
 use crate::config::{BcConfig, BcDataConfig};
-use crate::device::{choose_device, DeviceChoice};
+use crate::device::choose_device;
 use crate::rl::environment;
 use crate::rl::policy::ActionMap;
 use crate::run::{build_info, new_run_dir_in, write_header, TrainRequest};
 use crate::train::checkpoint;
-use crate::train::{train, RunOutcome, TrainOptions};
+use crate::train::dp::DataParallel;
+use crate::train::{train_parallel, RunOutcome, TrainOptions};
 
 /// The BC config a request resolves to (its file, or the run directory's `config.toml` on
 /// resume), and the name for a new run directory.
@@ -106,7 +107,10 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     };
     let _fresh = crate::run::FreshRunDir(resume_from.is_none().then(|| run_dir.clone()));
     crate::fsutil::write_atomic(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
-    let chosen = choose_device(DeviceChoice::parse(&config.device)?)?;
+    let plan = config.device.plan()?;
+    let chosen = choose_device(plan.primary())?;
+    // W ≥ 2 data-parallel workers when `device` lists several (worker 0 on `chosen`).
+    let mut group = DataParallel::for_plan(&plan, &chosen.device)?;
 
     let mut header = vec![
         format!("== {} ==", build_info()),
@@ -152,7 +156,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             }
             header.extend(lines);
             finish_header(header)?;
-            train(&mut task, opts(shards)?)?
+            train_parallel(&mut task, opts(shards)?, group.take())?
         }
         (None, Some(linear)) => {
             let mut task = super::linear::LinearTask::new(
@@ -163,7 +167,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             )?;
             header.extend(task.describe());
             finish_header(header)?;
-            train(&mut task, opts(Vec::new())?)?
+            train_parallel(&mut task, opts(Vec::new())?, group.take())?
         }
         (None, None) => bail!("a BC config needs [data] or [linear]"),
     };

@@ -23,8 +23,12 @@ use super::task::{TaskConfig, TaskKind};
 #[serde(deny_unknown_fields)]
 pub struct BcConfig {
     /// "auto" | "cpu" | "cuda" | "cuda:N"; small policies at batch 256 run best on the CPU.
+    ///
+    /// Or a list for data-parallel training: `["cuda:0", "cuda:1"]`, one worker per device;
+    /// for tests, `["cpu", "cpu"]` simulates two workers on the CPU
+    /// ([`crate::device::DeviceSetting`]).
     #[serde(default = "default_device")]
-    pub device: String,
+    pub device: crate::device::DeviceSetting,
     pub task: TaskConfig,
     /// Expert shards to clone (absent for the linear-system testbed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +52,7 @@ pub struct BcConfig {
     pub checkpoint: CheckpointConfig,
 }
 
-fn default_device() -> String {
+fn default_device() -> crate::device::DeviceSetting {
     "cpu".into()
 }
 
@@ -478,7 +482,7 @@ impl BcConfig {
         check_int("eval.val_every", self.eval.val_every)?;
         check_int("eval.rollouts", self.eval.rollouts as u64)?;
         check_int("eval.horizon", self.eval.horizon as u64)?;
-        crate::device::DeviceChoice::parse(&self.device)?;
+        self.device.plan()?;
         Ok(())
     }
 

@@ -274,13 +274,14 @@ impl Config {
 
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
     /// `train.log_every`, `model.fused_ops` (the same function computed another way),
-    /// `checkpoint.*` and `eval.*`.
+    /// `device` (one device or a data-parallel list: the checkpoint keeps the global data
+    /// cursor), `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
         incompatible_keys(self, other, &Self::RESUMABLE.0, &Self::RESUMABLE.1)
     }
 
     /// Keys and tables a resume may change (the rest must equal the run's).
-    pub const RESUMABLE: ([&'static str; 6], [&'static str; 2]) = (
+    pub const RESUMABLE: ([&'static str; 7], [&'static str; 2]) = (
         [
             "train.max_steps",
             "train.log_every",
@@ -288,6 +289,7 @@ impl Config {
             "train.rollback_lr_factor",
             "train.max_rollbacks",
             "model.fused_ops",
+            "device",
         ],
         ["checkpoint", "eval"],
     );

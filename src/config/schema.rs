@@ -10,8 +10,12 @@ use crate::model::Activation;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// "auto" | "cpu" | "cuda" | "cuda:N".
+    ///
+    /// Or a list for data-parallel training: `["cuda:0", "cuda:1"]`, one worker per device;
+    /// for tests, `["cpu", "cpu"]` simulates two workers on the CPU
+    /// ([`crate::device::DeviceSetting`]).
     #[serde(default = "default_device")]
-    pub device: String,
+    pub device: crate::device::DeviceSetting,
     /// `[task] kind` (language modelling here; `configs/bc/` configs are behaviour cloning).
     #[serde(default)]
     pub task: super::task::TaskConfig,
@@ -32,7 +36,7 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
 }
 
-fn default_device() -> String {
+fn default_device() -> crate::device::DeviceSetting {
     "auto".into()
 }
 
@@ -534,7 +538,7 @@ impl Config {
             );
         }
         check("eval.temperature", ev.temperature)?;
-        crate::device::DeviceChoice::parse(&self.device)?;
+        self.device.plan()?;
         Ok(())
     }
 

@@ -15,4 +15,4 @@ pub mod task;
 pub mod trainer;
 
 pub use task::Task;
-pub use trainer::{train, RunOutcome, TrainOptions};
+pub use trainer::{train, train_parallel, RunOutcome, TrainOptions};

@@ -8,6 +8,7 @@ mod cases;
 mod cli_errors;
 mod common;
 mod config_table;
+mod data_parallel;
 #[cfg(feature = "mujoco")]
 mod env_api;
 #[cfg(feature = "mujoco")]

@@ -46,6 +46,29 @@ pub trait AllReduce: Send {
     fn abort(&self);
 }
 
+/// A boxed collective, so that the trainer holds one type whatever the transport.
+impl AllReduce for Box<dyn AllReduce> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+
+    fn world(&self) -> usize {
+        (**self).world()
+    }
+
+    fn all_reduce_mean(&self, buf: Tensor<1>) -> Result<Tensor<1>> {
+        (**self).all_reduce_mean(buf)
+    }
+
+    fn barrier(&self) -> Result<()> {
+        (**self).barrier()
+    }
+
+    fn abort(&self) {
+        (**self).abort()
+    }
+}
+
 /// A barrier for the threads of one process that a failing thread can break: `wait` then
 /// returns an error on every thread instead of hanging.
 #[derive(Debug)]

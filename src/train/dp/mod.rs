@@ -1,5 +1,6 @@
-//! Data-parallel training (issue 19), step one: the pieces that can be built and checked
-//! without a GPU. Nothing here is wired into [`crate::train::train`] yet.
+//! Data-parallel training (issue 19): the pieces that can be built and checked without a GPU,
+//! used by [`crate::train::trainer::train_parallel`] when the `device` key lists several
+//! devices ([`group::DataParallel`]).
 //!
 //! - [`allreduce`]: the [`AllReduce`] trait (mean of one flat f32 buffer across workers, a
 //!   barrier), its deterministic in-process stand-in ([`InProcessAllReduce`]: threads, a
@@ -33,9 +34,11 @@
 //! have none, hence the stand-in. `../shared/notes/distributed-training.md` has the details.
 
 pub mod allreduce;
+pub mod group;
 pub mod shard;
 pub mod step;
 
 pub use allreduce::{AllReduce, InProcessAllReduce};
+pub use group::DataParallel;
 pub use shard::RowSplit;
 pub use step::{data_parallel_step, draw_shards, worker_step, Worker};

@@ -1,0 +1,76 @@
+//! The data-parallel group a run's `device` list asks for: the workers' devices and their
+//! handles on the collective.
+
+use anyhow::Result;
+use burn::tensor::Device;
+
+use super::allreduce::{AllReduce, InProcessAllReduce};
+use crate::device::DevicePlan;
+
+/// W ≥ 2 workers: `devices[r]` and `comms[r]` are worker r's (rank order; worker 0's device is
+/// the run's device, where the producer draws the data and worker 0 validates, evaluates and
+/// checkpoints).
+pub struct DataParallel {
+    pub devices: Vec<Device>,
+    pub comms: Vec<Box<dyn AllReduce>>,
+    /// For train.log.
+    pub description: String,
+}
+
+impl DataParallel {
+    /// The group for `plan`, worker 0 on `primary` (the device the run chose for the plan's
+    /// primary choice); `None` for a single device.
+    ///
+    /// # Errors
+    /// A listed CUDA device that cannot be used, or CUDA devices in a build without `cuda`.
+    pub fn for_plan(plan: &DevicePlan, primary: &Device) -> Result<Option<Self>> {
+        match plan {
+            DevicePlan::Single(_) => Ok(None),
+            DevicePlan::SimulatedCpu(w) => Ok(Some(Self {
+                devices: vec![primary.clone(); *w],
+                comms: InProcessAllReduce::group(*w)
+                    .into_iter()
+                    .map(|c| Box::new(c) as Box<dyn AllReduce>)
+                    .collect(),
+                description: format!(
+                    "data-parallel: {w} simulated workers on the CPU (device = [\"cpu\", …], the in-process all-reduce stand-in, for tests)"
+                ),
+            })),
+            DevicePlan::Cuda(ids) => cuda(ids, primary),
+        }
+    }
+
+    /// The number of workers.
+    pub fn world(&self) -> usize {
+        self.devices.len()
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(ids: &[usize], primary: &Device) -> Result<Option<DataParallel>> {
+    use crate::device::{choose_device, DeviceChoice};
+    let mut devices = vec![primary.clone()];
+    for &id in &ids[1..] {
+        devices.push(choose_device(DeviceChoice::Cuda(id))?.device);
+    }
+    Ok(Some(DataParallel {
+        comms: super::allreduce::NcclAllReduce::group(&devices)
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn AllReduce>)
+            .collect(),
+        devices,
+        description: format!(
+            "data-parallel: {} workers on cuda:{} (burn's NCCL all-reduce)",
+            ids.len(),
+            ids.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", cuda:")
+        ),
+    }))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_ids: &[usize], _primary: &Device) -> Result<Option<DataParallel>> {
+    anyhow::bail!("a list of CUDA devices needs a build with the `cuda` feature")
+}
