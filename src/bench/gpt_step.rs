@@ -12,7 +12,7 @@ use super::permutation_task::PermutationTask;
 use crate::config::*;
 use crate::model::params::{count, upload};
 use crate::model::{Gpt, GptShape};
-use crate::train::adamw::AdamW;
+
 use crate::train::step::{optimizer_step, tracked_copies, PhaseEnd, StepExtras, TrainState};
 use crate::train::Task;
 
@@ -177,14 +177,7 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
             }
         })
         .collect();
-    let mut state = TrainState {
-        step: 0,
-        tokens: 0,
-        ema: cfg.ema.enabled.then(|| params.clone()),
-        opt: AdamW::zeros_like(&params),
-        params,
-        rollbacks: 0,
-    };
+    let mut state = TrainState::fresh(params, cfg.ema.enabled);
     let total = o.warmup_steps + o.steps;
     let mut times = Vec::with_capacity(o.steps);
     let (mut loss_first, mut loss_last, mut first_step_ms) = (f64::NAN, f64::NAN, 0.0);
@@ -346,14 +339,7 @@ mod tests {
         let specs = gpt.specs().to_vec();
         let task = PermutationTask::new(gpt, o.shape.batch, o.seed);
         let params = upload(&specs, &task.init_params(o.seed), &device).unwrap();
-        let state = TrainState {
-            step: 0,
-            tokens: 0,
-            ema: Some(params.clone()),
-            opt: AdamW::zeros_like(&params),
-            params,
-            rollbacks: 0,
-        };
+        let state = TrainState::fresh(params, true);
         (task, state, specs, cfg, device)
     }
 

@@ -29,6 +29,33 @@ pub struct TrainState {
     pub rollbacks: u32,
 }
 
+impl TrainState {
+    /// Step 0: `params` as given, zero AdamW moments, and the EMA starting at `params` when
+    /// `with_ema`.
+    pub fn fresh(params: Vec<Tensor<1>>, with_ema: bool) -> Self {
+        Self {
+            step: 0,
+            tokens: 0,
+            ema: with_ema.then(|| params.clone()),
+            opt: AdamW::zeros_like(&params),
+            params,
+            rollbacks: 0,
+        }
+    }
+}
+
+/// The mean loss and summed gradients of `accum` accumulated micro-batches; errors when none
+/// ran.
+pub fn finish_accumulation(
+    grads: Option<Vec<Tensor<1>>>,
+    loss_sum: Option<Tensor<1>>,
+    accum: usize,
+) -> Result<(Vec<Tensor<1>>, Tensor<1>)> {
+    let grads = grads.context("optim.grad_accum must be ≥ 1")?;
+    let loss = loss_sum.context("no micro-batch ran")? / accum as f64;
+    Ok((grads, loss))
+}
+
 /// What a step leaves on the device for the logs to read when they need it.
 pub struct StepOutput {
     /// Mean loss over the step's micro-batches (before the update).
@@ -129,8 +156,7 @@ pub fn optimizer_step<T: Task>(
         )?;
         accumulate(&mut grads, &mut loss_sum, g, loss);
     }
-    let grads = grads.context("optim.grad_accum must be ≥ 1")?;
-    let loss = loss_sum.context("no micro-batch ran")? / accum as f64;
+    let (grads, loss) = finish_accumulation(grads, loss_sum, accum)?;
     Ok(apply_gradients(
         state,
         grads,

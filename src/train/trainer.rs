@@ -168,17 +168,7 @@ struct DataParallelStepper {
 
 /// A state holding nothing, in the place of one moved out for a step.
 fn empty_state() -> TrainState {
-    TrainState {
-        step: 0,
-        tokens: 0,
-        params: Vec::new(),
-        ema: None,
-        opt: AdamW {
-            m: Vec::new(),
-            v: Vec::new(),
-        },
-        rollbacks: 0,
-    }
+    TrainState::fresh(Vec::new(), false)
 }
 
 impl<T> Stepper<T> for DataParallelStepper
@@ -261,14 +251,7 @@ fn train_with<T: Task>(
         None => {
             let params = upload(&specs, &task.init_params(cfg.train.seed), device)?;
             let bema = uses_bema(cfg).then(|| Bema::within_burn_in(&params));
-            let state = TrainState {
-                step: 0,
-                tokens: 0,
-                ema: cfg.ema.enabled.then(|| params.clone()),
-                opt: AdamW::zeros_like(&params),
-                params,
-                rollbacks: 0,
-            };
+            let state = TrainState::fresh(params, cfg.ema.enabled);
             (state, (None, None), bema)
         }
     };

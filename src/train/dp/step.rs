@@ -21,7 +21,7 @@
 //! Dropout: worker r's RNG seed for micro-batch m of step t is `step_seed(train.seed, t, r·2³²
 //! + m)`, so rank 0 draws what a single-device run draws and the other ranks draw other masks.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use burn::tensor::{Device, Tensor};
 
 use super::allreduce::AllReduce;
@@ -29,8 +29,8 @@ use super::shard::RowSplit;
 use crate::config::LoopConfig;
 use crate::model::ParamSpec;
 use crate::train::step::{
-    accumulate, apply_gradients, micro_batch_gradients, step_lr, step_seed, PhaseEnd, StepExtras,
-    StepOutput, TrainState,
+    accumulate, apply_gradients, finish_accumulation, micro_batch_gradients, step_lr, step_seed,
+    PhaseEnd, StepExtras, StepOutput, TrainState,
 };
 use crate::train::task::Task;
 
@@ -145,8 +145,7 @@ where
         )?;
         accumulate(&mut grads, &mut loss_sum, g, loss);
     }
-    let grads = grads.context("optim.grad_accum must be ≥ 1")?;
-    let loss = loss_sum.context("no micro-batch ran")? / accum as f64;
+    let (grads, loss) = finish_accumulation(grads, loss_sum, accum)?;
     let lens: Vec<usize> = grads.iter().map(|g| g.dims()[0]).collect();
     let reduced = w.comm.all_reduce_mean(flatten(grads, loss))?;
     let (grads, loss) = unflatten(reduced, &lens);
@@ -233,7 +232,7 @@ mod tests {
         BcEvalConfig, EmaConfig, LinearConfig, OptimConfig, ScheduleConfig, TrainConfig,
     };
     use crate::model::params::{download, upload};
-    use crate::train::adamw::AdamW;
+
     use crate::train::dp::InProcessAllReduce;
     use crate::train::step::optimizer_step;
 
@@ -293,14 +292,7 @@ mod tests {
                 let params = upload(task.specs(), &task.init_params(cfg.train.seed), &d).unwrap();
                 Worker {
                     device: d.clone(),
-                    state: TrainState {
-                        step: 0,
-                        tokens: 0,
-                        ema: Some(params.clone()),
-                        opt: AdamW::zeros_like(&params),
-                        params,
-                        rollbacks: 0,
-                    },
+                    state: TrainState::fresh(params, true),
                     comm,
                 }
             })
