@@ -7,6 +7,9 @@
 #
 # Steps (each skipped when too little of the budget is left, each under its own timeout):
 #   0. lmtrain check-ops --shapes gpu: every fused op against burn's plain ops on the GPU
+#      nccl-smoke: lmtrain check-nccl --devices 0 (≤ 60 s): NCCL found and loaded, a one-rank
+#      communicator, the all-reduced mean, the data-parallel step against the single-device
+#      step (bit for bit), and the all-reduce of 256 MiB timed (one rank: no traffic)
 #   1. the card, and the data pipeline alone on all cores (lmtrain data bench)
 #   2. lmtrain warmup for a TinyStories-class run (cold kernel cache)
 #   3. that run for a few hundred steps with device = "auto" (warm cache: first-step time)
@@ -29,7 +32,7 @@
 # session, unpacked before anything runs). The next session's call (the carried cache holds the
 # plain-op kernels of session 2's H200 run; the fused ops compile fresh):
 #   CARRIED_CACHE=device/kernel-cache-h200.tar.xz RUN_STEPS=100 \
-#   ONLY="check-ops train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
+#   ONLY="check-ops nccl-smoke train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
 #     bash device/run.sh bash scripts/device_session.sh $OUT 520
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +95,7 @@ fi
 say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
 step check-ops 60 120 "$LMTRAIN" check-ops --shapes gpu
+step nccl-smoke 30 60 "$LMTRAIN" check-nccl --devices 0 --mib 256
 step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000
 step warmup 200 150 "$LMTRAIN" warmup --config configs/tinystories.toml "${run_set[@]}"
 step train 150 170 "$LMTRAIN" --config configs/tinystories.toml "${run_set[@]}"

@@ -78,6 +78,11 @@ pub enum Command {
     /// composed of burn's plain ops on the chosen device: outputs and gradients on random
     /// inputs, one `CHECK` line each with max|fused − plain|/max|plain|; fails over the bound.
     CheckOps(CheckOpsArgs),
+    /// Check data-parallel training's collective on CUDA devices: NCCL is found and loads, a
+    /// communicator is set up, the all-reduced mean is right, and the trainer's data-parallel
+    /// step reproduces the single-device step (bit for bit on one device); then time the
+    /// all-reduce of a buffer. Prints CHECK and RESULT lines; fails when a check does.
+    CheckNccl(CheckNcclArgs),
     /// Fill the GPU kernel cache for a config ahead of its run: a throw-away run of a few
     /// training steps, one validation and one generation evaluation on the chosen device, so
     /// that kernel compilation and autotuning happen now. The cache is $LMTRAIN_KERNEL_CACHE
@@ -324,6 +329,19 @@ pub struct CheckOpsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CheckNcclArgs {
+    /// CUDA device indices, comma-separated, one worker each (e.g. 0,1,2,3).
+    #[arg(long, default_value = "0", value_delimiter = ',')]
+    pub devices: Vec<usize>,
+    /// Size of the timed all-reduce buffer in MiB of f32 (config B's gradients: 475).
+    #[arg(long, default_value_t = 256.0, value_parser = crate::config::ranges::flag_f64("check-nccl --mib"))]
+    pub mib: f64,
+    /// Timed all-reduces (after 2 warm-up ones).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct WarmupArgs {
     /// The config of the run to warm up for (its model, batch and eval shapes).
     #[arg(long, value_name = "FILE")]
@@ -473,6 +491,7 @@ pub fn run() -> Result<()> {
                 max_rel_bf16: a.max_rel_bf16,
             })
         }
+        Some(Command::CheckNccl(a)) => check_nccl_command(a),
         Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Rollout(args)) => rollout_command(args),
@@ -853,6 +872,20 @@ fn tokenizer_command(args: TokenizerArgs) -> Result<()> {
         tok.eot_id()
     );
     Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn check_nccl_command(a: CheckNcclArgs) -> Result<()> {
+    crate::bench::check_nccl::run(&crate::bench::check_nccl::CheckNcclOptions {
+        devices: a.devices,
+        mib: a.mib,
+        iters: a.iters,
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn check_nccl_command(_a: CheckNcclArgs) -> Result<()> {
+    anyhow::bail!("check-nccl needs a build with the `cuda` feature (the default)")
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Choosing the compute device: CUDA when asked for or present, burn's flex CPU backend otherwise.
 
 use anyhow::{bail, Result};
-use burn::tensor::{Device, FloatDType, Tensor};
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+use burn::tensor::Tensor;
+use burn::tensor::{Device, FloatDType};
 use serde::{Deserialize, Serialize};
 
 /// The top-level `device` key as written: one device (`device = "cuda:0"`), or a list of them

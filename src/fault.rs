@@ -10,6 +10,7 @@
 //! | `pause-in-generation:S` | sleep S seconds at the start of every generation evaluation |
 //! | `pause-in-step:S` | sleep S seconds before every optimizer step |
 //! | `nan-loss-at:N` | make step N's loss (and so its gradients) NaN, once per process |
+//! | `stall-worker:R@N` | data-parallel worker R never finishes step N (it sleeps before its gradients), as a hung GPU would; the others wait for it in the all-reduce |
 //!
 //! Each firing prints `fault: …` on stderr first, so a script can wait for it and then signal.
 
@@ -33,6 +34,7 @@ enum Fault {
     Pause(Point, f64),
     FailWriteAfter(u64),
     NanLossAt(u64),
+    StallWorker(usize, u64),
 }
 
 /// Parses a `LMTRAIN_FAULT` value.
@@ -55,12 +57,19 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Ok(n) => Fault::NanLossAt(n),
                 Err(_) => bail!("LMTRAIN_FAULT: {item:?} needs a step number, e.g. nan-loss-at:7"),
             },
+            "stall-worker" => match arg
+                .split_once('@')
+                .and_then(|(r, n)| Some((r.parse::<usize>().ok()?, n.parse::<u64>().ok()?)))
+            {
+                Some((r, n)) => Fault::StallWorker(r, n),
+                None => bail!("LMTRAIN_FAULT: {item:?} needs a worker and a step, e.g. stall-worker:1@3"),
+            },
             "fail-write-after" => match arg.parse::<u64>() {
                 Ok(n) => Fault::FailWriteAfter(n),
                 Err(_) => bail!("LMTRAIN_FAULT: {item:?} needs a whole number, e.g. fail-write-after:3"),
             },
             other => bail!(
-                "LMTRAIN_FAULT: unknown fault {other:?}; known: pause-in-checkpoint-write:S, fail-write-after:N, pause-in-validation:S, pause-in-generation:S, pause-in-step:S, nan-loss-at:N"
+                "LMTRAIN_FAULT: unknown fault {other:?}; known: pause-in-checkpoint-write:S, fail-write-after:N, pause-in-validation:S, pause-in-generation:S, pause-in-step:S, nan-loss-at:N, stall-worker:R@N"
             ),
         });
     }
@@ -106,6 +115,17 @@ pub fn nan_loss_now(t: u64) -> bool {
     fired.push(t);
     eprintln!("fault: making the loss of step {t} NaN");
     true
+}
+
+/// `stall-worker:R@N`: data-parallel worker `rank` at step `t` sleeps for good (the process
+/// ends around it: the step watchdog, or a kill).
+pub fn stall_worker(rank: usize, t: u64) {
+    if faults().contains(&Fault::StallWorker(rank, t)) {
+        eprintln!("fault: stalling data-parallel worker {rank} at step {t}");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Fires the pauses configured for `point`.
@@ -161,11 +181,17 @@ mod tests {
             parse("pause-in-step:0.5, fail-write-after:3").unwrap(),
             vec![Fault::Pause(Point::Step, 0.5), Fault::FailWriteAfter(3)]
         );
+        assert_eq!(
+            parse("stall-worker:1@3").unwrap(),
+            vec![Fault::StallWorker(1, 3)]
+        );
         assert!(parse("").unwrap().is_empty());
         for bad in [
             "pause-in-step",
             "pause-in-step:nan",
             "fail-write-after:x",
+            "stall-worker:1",
+            "stall-worker:a@3",
             "explode",
         ] {
             let e = parse(bad).unwrap_err().to_string();

@@ -177,6 +177,9 @@ fn check_same_shards(ckpt: &Path, saved: &[String], now: &[String], accept: bool
 /// Runs (or resumes) a training run and returns how it ended.
 pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     let (config, name) = resolve_request(req)?;
+    // NCCL for several CUDA devices, before the run directory exists (this may start the
+    // process again with NCCL on the library path).
+    crate::train::dp::preflight(&config.device.plan()?)?;
     let (run_dir, resume_from) = match &req.resume {
         Some(dir) => {
             let ckpt = check_resume_compatible(dir, &config)?;

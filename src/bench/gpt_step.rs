@@ -141,6 +141,7 @@ fn bench_config(o: &BenchOptions) -> Config {
             on_nonfinite: Default::default(),
             rollback_lr_factor: 0.5,
             max_rollbacks: 3,
+            step_timeout_s: None,
         },
         eval: EvalConfig::default(),
         checkpoint: CheckpointConfig::default(),

@@ -2,6 +2,8 @@
 //! reference (`../shared/bench/torch_gpt_bench.py`), printed in its `RESULT key=value` format so
 //! that `scripts/gpu_bench.sh` can put the two side by side.
 
+#[cfg(feature = "cuda")]
+pub mod check_nccl;
 pub mod check_ops;
 pub mod gpt_step;
 pub mod permutation_task;

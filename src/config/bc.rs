@@ -107,6 +107,7 @@ pub fn bc_train() -> TrainConfig {
         on_nonfinite: Default::default(),
         rollback_lr_factor: 0.5,
         max_rollbacks: 3,
+        step_timeout_s: None,
     }
 }
 
@@ -510,13 +511,14 @@ impl BcConfig {
     }
 
     /// Keys and tables a resume may change (the rest must equal the run's).
-    pub const RESUMABLE: ([&'static str; 6], [&'static str; 2]) = (
+    pub const RESUMABLE: ([&'static str; 7], [&'static str; 2]) = (
         [
             "train.max_steps",
             "train.log_every",
             "train.on_nonfinite",
             "train.rollback_lr_factor",
             "train.max_rollbacks",
+            "train.step_timeout_s",
             "device",
         ],
         ["checkpoint", "eval"],

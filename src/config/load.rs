@@ -281,13 +281,14 @@ impl Config {
     }
 
     /// Keys and tables a resume may change (the rest must equal the run's).
-    pub const RESUMABLE: ([&'static str; 7], [&'static str; 2]) = (
+    pub const RESUMABLE: ([&'static str; 8], [&'static str; 2]) = (
         [
             "train.max_steps",
             "train.log_every",
             "train.on_nonfinite",
             "train.rollback_lr_factor",
             "train.max_rollbacks",
+            "train.step_timeout_s",
             "model.fused_ops",
             "device",
         ],

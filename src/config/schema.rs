@@ -371,7 +371,32 @@ pub struct TrainConfig {
     /// Rollbacks allowed in the run's life; one more stops it.
     #[serde(default = "default_max_rollbacks")]
     pub max_rollbacks: u32,
+    /// Seconds an optimizer step may take before the run stops with exit status 3 and a
+    /// message naming the late data-parallel worker, instead of hanging in a collective (0:
+    /// never). Unset: 1,800 s on a data-parallel run (a list `device`), never on one device.
+    /// The first step of each invocation gets ten times as long (kernel compilation and
+    /// autotuning). Validation, evaluation and checkpoints are not timed. See
+    /// [`crate::train::watchdog`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_s: Option<f64>,
 }
+
+impl TrainConfig {
+    /// `train.step_timeout_s` in effect for a run of `workers` data-parallel workers: `None`
+    /// when the watchdog is off.
+    pub fn step_timeout(&self, workers: usize) -> Option<std::time::Duration> {
+        let secs = match self.step_timeout_s {
+            Some(s) => s,
+            None if workers > 1 => DEFAULT_STEP_TIMEOUT_S,
+            None => 0.0,
+        };
+        (secs > 0.0 && secs.is_finite()).then(|| std::time::Duration::from_secs_f64(secs))
+    }
+}
+
+/// `train.step_timeout_s` of a data-parallel run that does not set it: long enough for any
+/// step lmtrain's configs take on one GPU (seconds), short enough to end a hung overnight run.
+pub const DEFAULT_STEP_TIMEOUT_S: f64 = 1800.0;
 
 /// `train.on_nonfinite`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -613,6 +638,9 @@ pub(super) fn validate_loop_tables(p: &LoopParts) -> Result<()> {
     check_int("train.max_steps", t.max_steps)?;
     check_int("train.log_every", t.log_every)?;
     check("train.rollback_lr_factor", t.rollback_lr_factor)?;
+    if let Some(s) = t.step_timeout_s {
+        check("train.step_timeout_s", s)?;
+    }
     check_int("checkpoint.every", p.checkpoint.every)?;
     check_int("checkpoint.keep_last", p.checkpoint.keep_last as u64)?;
     Ok(())

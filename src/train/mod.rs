@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod step;
 pub mod task;
 pub mod trainer;
+pub mod watchdog;
 
 pub use task::Task;
 pub use trainer::{train, train_parallel, RunOutcome, TrainOptions};

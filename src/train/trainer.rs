@@ -16,6 +16,7 @@ use super::ema::{self, Bema};
 use super::metrics::{MetricsRow, RunLog};
 use super::step::{optimizer_step, StepExtras, StepOutput, TrainState};
 use super::task::Task;
+use super::watchdog::{StepProgress, Watchdog, EXIT_STEP_TIMEOUT};
 use crate::config::{LoopConfig, OnNonfinite};
 use crate::model::params::{download, upload};
 use crate::model::{HostParams, ParamSpec};
@@ -96,6 +97,7 @@ where
         .next()
         .context("data-parallel training needs at least one worker")?;
     let mut stepper = DataParallelStepper {
+        progress: Arc::new(StepProgress::new(group.names)),
         comm0: Some(comm0),
         others: group
             .devices
@@ -111,6 +113,29 @@ where
         description: group.description,
     };
     train_with(task, opts, &mut stepper)
+}
+
+/// What the step watchdog does when a step overruns: says so on stderr and in train.log,
+/// then ends the process with [`EXIT_STEP_TIMEOUT`] (a thread blocked in a collective cannot
+/// be stopped; the checkpoints were written atomically before the step).
+fn on_step_timeout(run_dir: &Path) -> super::watchdog::OnTimeout {
+    let run_dir = run_dir.to_path_buf();
+    Box::new(move |msg| {
+        let text = format!(
+            "error: {msg}. Stopping with exit status {EXIT_STEP_TIMEOUT}: a resume continues from the newest checkpoint in {}: lmtrain train --resume {} (raise train.step_timeout_s if the step is merely slow)",
+            run_dir.join("checkpoints").display(),
+            run_dir.display()
+        );
+        eprintln!("\n{text}");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run_dir.join("train.log"))
+        {
+            use std::io::Write;
+            let _ = writeln!(f, "{text}");
+        }
+        std::process::exit(EXIT_STEP_TIMEOUT);
+    })
 }
 
 /// How the loop takes its steps: on one device, or data-parallel.
@@ -132,6 +157,12 @@ trait Stepper<T: Task> {
 
     /// A line for train.log, if any.
     fn describe(&self) -> Option<String>;
+
+    /// The number of workers (1 on one device).
+    fn workers(&self) -> usize;
+
+    /// Where the workers record their phase within a step, for the step watchdog.
+    fn progress(&self) -> Option<Arc<StepProgress>>;
 }
 
 /// The single-device step, unchanged.
@@ -157,10 +188,19 @@ impl<T: Task> Stepper<T> for SingleDevice {
     fn describe(&self) -> Option<String> {
         None
     }
+
+    fn workers(&self) -> usize {
+        1
+    }
+
+    fn progress(&self) -> Option<Arc<StepProgress>> {
+        None
+    }
 }
 
 /// Worker 0's collective (its state is the loop's) and the other workers.
 struct DataParallelStepper {
+    progress: Arc<StepProgress>,
     comm0: Option<Box<dyn AllReduce>>,
     others: Vec<Worker<Box<dyn AllReduce>>>,
     description: String,
@@ -196,7 +236,14 @@ where
             comm,
         });
         workers.append(&mut self.others);
-        let outs = data_parallel_step(task, &mut workers, specs, cfg, extras.grad_norm);
+        let outs = data_parallel_step(
+            task,
+            &mut workers,
+            specs,
+            cfg,
+            extras.grad_norm,
+            Some(&self.progress),
+        );
         let mut workers = workers.into_iter();
         let w0 = workers.next().context("worker 0 went missing")?;
         *state = w0.state;
@@ -230,6 +277,14 @@ where
 
     fn describe(&self) -> Option<String> {
         Some(self.description.clone())
+    }
+
+    fn workers(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    fn progress(&self) -> Option<Arc<StepProgress>> {
+        Some(self.progress.clone())
     }
 }
 
@@ -294,6 +349,28 @@ fn train_with<T: Task>(
         });
     }
 
+    // The step watchdog (train.step_timeout_s): a step that hangs, e.g. in a collective whose
+    // other worker died, ends the process; the newest checkpoint is where a resume continues.
+    let step_timeout = cfg.train.step_timeout(stepper.workers());
+    let watchdog = match step_timeout {
+        Some(limit) => {
+            log.line(&format!(
+                "step watchdog: a step may take {} s (train.step_timeout_s; the first of this run {} s)",
+                limit.as_secs_f64(),
+                10.0 * limit.as_secs_f64()
+            ))?;
+            Some(
+                Watchdog::start(
+                    stepper.progress(),
+                    format!("train.step_timeout_s = {}", limit.as_secs_f64()),
+                    on_step_timeout(&opts.run_dir),
+                )
+                .context("cannot start the step watchdog's thread")?,
+            )
+        }
+        None => None,
+    };
+
     let mut interval_loss: Option<Tensor<1>> = None;
     // With on_nonfinite = "skip": how many of the interval's steps were applied (on the device).
     let mut interval_applied: Option<Tensor<1>> = None;
@@ -320,8 +397,15 @@ fn train_with<T: Task>(
             crate::fault::Point::Step,
             &format!("step {}", state.step + 1),
         );
+        if let (Some(w), Some(limit)) = (&watchdog, step_timeout) {
+            let first = state.step + 1 == first_step;
+            w.arm(state.step + 1, if first { 10 * limit } else { limit });
+        }
         let out = stepper.step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);
+        // Read before the untimed part of the iteration, so that the watchdog covers the
+        // step's device work, which a GPU backend runs after `step` returns.
+        let step_probe = watchdog.as_ref().map(|_| out.loss.clone());
         if let Some(b) = bema.as_mut() {
             b.after_step(t, &state.params, &cfg.ema);
         }
@@ -362,6 +446,13 @@ fn train_with<T: Task>(
             || stop
             || (cfg.train.on_nonfinite == OnNonfinite::Rollback
                 && t.is_multiple_of(cfg.checkpoint.every));
+        if let Some(w) = &watchdog {
+            let checkpoint_now = t.is_multiple_of(cfg.checkpoint.every) || last || stop;
+            if let Some(p) = step_probe.filter(|_| do_log || do_val || checkpoint_now) {
+                read_scalar(p, "the training loss")?;
+            }
+            w.disarm();
+        }
         if do_log || do_val {
             let mut row = MetricsRow {
                 step: t,

@@ -119,3 +119,118 @@ fn bad_data_parallel_settings_are_refused() {
     let e = run_err(lmtrain().args(args(tmp.path(), "mixed", "[\"cuda:0\", \"cpu\"]", 2)));
     assert!(e.contains("device"), "{e}");
 }
+
+/// `train.step_timeout_s`: a worker that never finishes step 13 (fault `stall-worker:1@13`)
+/// would leave the other waiting in the all-reduce for ever; the watchdog ends the run with
+/// exit status 3 and a message naming the late worker, and the checkpoint of step 10 resumes.
+#[test]
+fn a_stalled_worker_stops_the_run_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let mut a = args(out, "stall", "[\"cpu\", \"cpu\"]", 30);
+    a.extend(["--set".into(), "train.step_timeout_s=1".into()]);
+    let mut child = lmtrain()
+        .args(a)
+        .env("LMTRAIN_FAULT", "stall-worker:1@13")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without the watchdog the run hangs: kill it after a minute and fail.
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            panic!("the stalled run was still hanging after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    for want in [
+        "step 13 has not finished",
+        "worker 1 (cpu): still computing gradients",
+        "worker 0 (cpu): waiting in the all-reduce",
+        "--resume",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from stderr: {err}");
+    }
+    let run = out.join("stall");
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("step 13 has not finished"), "{log}");
+    run_ok(lmtrain().args([
+        "train",
+        "--resume",
+        &run.display().to_string(),
+        "--set",
+        "train.max_steps=15",
+    ]));
+    let rows = metrics(&run);
+    assert_eq!(rows.last().unwrap()["step"].as_u64(), Some(15));
+}
+
+/// A run on several CUDA devices checks NCCL (and CUDA) before it writes anything: on a
+/// machine without them it fails at start, naming what is missing, with no run directory left.
+#[test]
+fn a_cuda_list_without_nccl_or_cuda_fails_before_the_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = run_err(
+        lmtrain()
+            .args(args(tmp.path(), "gpus", "[\"cuda:0\", \"cuda:1\"]", 2))
+            .env("XDG_CACHE_HOME", tmp.path().join("cache")),
+    );
+    assert!(
+        e.contains("NCCL") || e.contains("CUDA") || e.contains("cuda"),
+        "{e}"
+    );
+    assert!(
+        !tmp.path().join("gpus").exists(),
+        "a run directory was left"
+    );
+}
+
+/// NCCL found only as libnccl.so.2 (here through LMTRAIN_NCCL, a stand-in library): lmtrain
+/// links it as libnccl.so in a cache directory and starts again with that directory in front
+/// of LD_LIBRARY_PATH, where cudarc's loader finds it. Skipped on a machine with an NVIDIA
+/// driver (the stand-in would then be called as NCCL).
+#[cfg(feature = "cuda")]
+#[test]
+fn libnccl_so_2_alone_is_linked_and_loaded() {
+    if Path::new("/dev/nvidiactl").exists() {
+        eprintln!("skipped: an NVIDIA driver is present");
+        return;
+    }
+    let Some(stand_in) = [
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|p| p.exists()) else {
+        eprintln!("skipped: no libz.so.1 to stand in for NCCL");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("wheel/nvidia/nccl/lib/libnccl.so.2");
+    std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
+    std::fs::copy(stand_in, &lib).unwrap();
+    let e = run_err(
+        lmtrain()
+            .args(["check-nccl"])
+            .env("LMTRAIN_NCCL", lib.parent().unwrap())
+            .env("XDG_CACHE_HOME", tmp.path().join("cache")),
+    );
+    assert!(e.contains("starting again"), "{e}");
+    // The second process loaded it, and stopped at the missing GPU.
+    assert!(e.contains("CUDA is unusable here"), "{e}");
+    let links: Vec<_> = std::fs::read_dir(tmp.path().join("cache/lmtrain/nccl"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        std::fs::read_link(links[0].path().join("libnccl.so")).unwrap(),
+        lib
+    );
+}

@@ -260,6 +260,7 @@ fn ten_optimizer_steps_match_pytorch() {
             on_nonfinite: Default::default(),
             rollback_lr_factor: 0.5,
             max_rollbacks: 3,
+            step_timeout_s: None,
         },
         eval: EvalConfig {
             val_every: 1000,

@@ -13,8 +13,32 @@ use crate::device::DevicePlan;
 pub struct DataParallel {
     pub devices: Vec<Device>,
     pub comms: Vec<Box<dyn AllReduce>>,
+    /// `names[r]`: worker r's device as the config names it ("cuda:1"), for messages.
+    pub names: Vec<String>,
     /// For train.log.
     pub description: String,
+}
+
+/// Checks, before anything is written, that the plan's collective can run: for several CUDA
+/// devices, that NCCL loads (which may start the process again, see [`super::nccl_lib`]).
+///
+/// # Errors
+/// NCCL missing or broken, or CUDA devices in a build without `cuda`.
+pub fn preflight(plan: &DevicePlan) -> Result<()> {
+    match plan {
+        DevicePlan::Cuda(_) => nccl_ready().map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn nccl_ready() -> Result<String> {
+    super::nccl_lib::ensure_loadable()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn nccl_ready() -> Result<String> {
+    anyhow::bail!("a list of CUDA devices needs a build with the `cuda` feature")
 }
 
 impl DataParallel {
@@ -32,6 +56,7 @@ impl DataParallel {
                     .into_iter()
                     .map(|c| Box::new(c) as Box<dyn AllReduce>)
                     .collect(),
+                names: vec!["cpu".into(); *w],
                 description: format!(
                     "data-parallel: {w} simulated workers on the CPU (device = [\"cpu\", …], the in-process all-reduce stand-in, for tests)"
                 ),
@@ -49,6 +74,7 @@ impl DataParallel {
 #[cfg(feature = "cuda")]
 fn cuda(ids: &[usize], primary: &Device) -> Result<Option<DataParallel>> {
     use crate::device::{choose_device, DeviceChoice};
+    let nccl = nccl_ready()?;
     let mut devices = vec![primary.clone()];
     for &id in &ids[1..] {
         devices.push(choose_device(DeviceChoice::Cuda(id))?.device);
@@ -59,8 +85,9 @@ fn cuda(ids: &[usize], primary: &Device) -> Result<Option<DataParallel>> {
             .map(|c| Box::new(c) as Box<dyn AllReduce>)
             .collect(),
         devices,
+        names: ids.iter().map(|i| format!("cuda:{i}")).collect(),
         description: format!(
-            "data-parallel: {} workers on cuda:{} (burn's NCCL all-reduce)",
+            "data-parallel: {} workers on cuda:{} (burn's NCCL all-reduce; {nccl})",
             ids.len(),
             ids.iter()
                 .map(|i| i.to_string())

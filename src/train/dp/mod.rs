@@ -6,6 +6,8 @@
 //!   barrier), its deterministic in-process stand-in ([`InProcessAllReduce`]: threads, a
 //!   barrier, a sum in rank order divided by the worker count) and, with the `cuda` feature,
 //!   the production implementation over burn's NCCL all-reduce ([`allreduce::NcclAllReduce`]).
+//! - [`nccl_lib`]: finding NCCL's library (`LMTRAIN_NCCL`, `LD_LIBRARY_PATH`, the pip
+//!   wheel, the system) before a run on several CUDA devices starts.
 //! - [`shard`]: [`RowSplit`], how one producer splits a micro-batch's rows evenly over the
 //!   workers (language-model and behaviour-cloning batches).
 //! - [`step`]: the data-parallel optimizer step. Each worker computes the gradients of its
@@ -35,10 +37,11 @@
 
 pub mod allreduce;
 pub mod group;
+pub mod nccl_lib;
 pub mod shard;
 pub mod step;
 
 pub use allreduce::{AllReduce, InProcessAllReduce};
-pub use group::DataParallel;
+pub use group::{preflight, DataParallel};
 pub use shard::RowSplit;
 pub use step::{data_parallel_step, draw_shards, worker_step, Worker};

@@ -33,6 +33,7 @@ use crate::train::step::{
     PhaseEnd, StepExtras, StepOutput, TrainState,
 };
 use crate::train::task::Task;
+use crate::train::watchdog::{Phase, StepProgress};
 
 /// One data-parallel worker: its device, its replica of the training state, its handle on the
 /// group's collective.
@@ -99,9 +100,12 @@ fn unflatten(flat: Tensor<1>, lens: &[usize]) -> (Vec<Tensor<1>>, Tensor<1>) {
 /// The returned [`StepOutput`] holds the global (all-reduced) loss, the norm of the averaged
 /// gradients, and the global tokens: the same values on every worker.
 ///
+/// `progress`, when given, records the worker's [`Phase`] for the step watchdog.
+///
 /// # Errors
 /// The task's, a wrong shard count, or the collective's (another worker failed). On an error
 /// the caller must [`AllReduce::abort`] the group, or the other workers wait for ever.
+#[allow(clippy::too_many_arguments)]
 pub fn worker_step<T: Task, R: AllReduce>(
     task: &T,
     w: &mut Worker<R>,
@@ -110,6 +114,7 @@ pub fn worker_step<T: Task, R: AllReduce>(
     specs: &[ParamSpec],
     cfg: &LoopConfig,
     extras: StepExtras,
+    progress: Option<&StepProgress>,
 ) -> Result<StepOutput>
 where
     T::Batch: RowSplit,
@@ -127,6 +132,13 @@ where
     let t = w.state.step + 1;
     let lr = step_lr(&w.state, cfg);
     let rank = w.comm.rank() as u64;
+    let phase = |p: Phase| {
+        if let Some(progress) = progress {
+            progress.set(rank as usize, p);
+        }
+    };
+    phase(Phase::Gradients);
+    crate::fault::stall_worker(rank as usize, t);
     let mut grads: Option<Vec<Tensor<1>>> = None;
     let mut loss_sum: Option<Tensor<1>> = None;
     for (micro, shard) in shards.into_iter().enumerate() {
@@ -147,9 +159,11 @@ where
     }
     let (grads, loss) = finish_accumulation(grads, loss_sum, accum)?;
     let lens: Vec<usize> = grads.iter().map(|g| g.dims()[0]).collect();
+    phase(Phase::AllReduce);
     let reduced = w.comm.all_reduce_mean(flatten(grads, loss))?;
+    phase(Phase::Update);
     let (grads, loss) = unflatten(reduced, &lens);
-    Ok(apply_gradients(
+    let out = apply_gradients(
         &mut w.state,
         grads,
         loss,
@@ -158,13 +172,16 @@ where
         cfg,
         lr,
         extras.grad_norm,
-    ))
+    );
+    phase(Phase::Done);
+    Ok(out)
 }
 
 /// One data-parallel optimizer step of all `workers` (rank order, `workers[r].comm.rank() ==
 /// r`): [`draw_shards`] on worker 0's device, then [`worker_step`] on one scoped thread per
 /// worker. Returns each worker's [`StepOutput`] in rank order. `grad_norm`: compute the
-/// gradient norm even when clipping is off (as [`StepExtras::grad_norm`]).
+/// gradient norm even when clipping is off (as [`StepExtras::grad_norm`]); `progress`: where
+/// the workers record their [`Phase`] for the step watchdog (reset here).
 ///
 /// Threads are spawned per step, which is enough for tests; the trainer is to keep one
 /// long-lived thread per device that calls [`worker_step`] with shards sent by the producer.
@@ -178,6 +195,7 @@ pub fn data_parallel_step<T, R>(
     specs: &[ParamSpec],
     cfg: &LoopConfig,
     grad_norm: bool,
+    progress: Option<&StepProgress>,
 ) -> Result<Vec<StepOutput>>
 where
     T: Task + Sync,
@@ -188,6 +206,9 @@ where
         .first()
         .ok_or_else(|| anyhow!("data-parallel training needs at least one worker"))?;
     let device = first.device.clone();
+    if let Some(p) = progress {
+        p.reset();
+    }
     let (shards, tokens) = draw_shards(task, cfg, workers.len(), &device)?;
     let task = &*task;
     let results: Vec<Result<StepOutput>> = std::thread::scope(|s| {
@@ -203,7 +224,7 @@ where
                     // A failed or panicking worker breaks the group's barrier, so that the
                     // others return instead of waiting for it for ever.
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        worker_step(task, &mut *w, shard, tokens, specs, cfg, extras)
+                        worker_step(task, &mut *w, shard, tokens, specs, cfg, extras, progress)
                     }))
                     .unwrap_or_else(|_| Err(anyhow!("a data-parallel worker panicked")));
                     if out.is_err() {
@@ -334,9 +355,9 @@ mod tests {
                 extras,
             )
             .unwrap();
-            let a = data_parallel_step(&mut one_task, &mut one, &specs, &cfg, true).unwrap();
+            let a = data_parallel_step(&mut one_task, &mut one, &specs, &cfg, true, None).unwrap();
             assert_eq!(scalar(p.loss), scalar(a[0].loss.clone()), "step {step}");
-            let b = data_parallel_step(&mut two_task, &mut two, &specs, &cfg, true).unwrap();
+            let b = data_parallel_step(&mut two_task, &mut two, &specs, &cfg, true, None).unwrap();
             let la = scalar(a[0].loss.clone());
             let (lb0, lb1) = (scalar(b[0].loss.clone()), scalar(b[1].loss.clone()));
             assert_eq!(lb0, lb1, "step {step}: the workers' losses differ");
@@ -392,7 +413,7 @@ mod tests {
         let mut t = task(&cfg);
         let specs = t.specs().to_vec();
         let mut two = workers(&t, &cfg, 2);
-        let e = data_parallel_step(&mut t, &mut two, &specs, &cfg, false)
+        let e = data_parallel_step(&mut t, &mut two, &specs, &cfg, false, None)
             .err()
             .unwrap()
             .to_string();
