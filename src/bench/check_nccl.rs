@@ -222,11 +222,11 @@ fn check_step(devices: &[Device]) -> Result<()> {
         .into_iter()
         .zip(devices)
         .map(|(comm, d)| {
-            Ok(Worker {
-                device: d.clone(),
-                state: TrainState::fresh(upload(&specs, &init, d)?, true),
+            Ok(Worker::new(
+                d.clone(),
+                TrainState::fresh(upload(&specs, &init, d)?, true),
                 comm,
-            })
+            ))
         })
         .collect::<Result<_>>()?;
     let mut worst = 0f64;

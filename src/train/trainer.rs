@@ -104,11 +104,7 @@ where
             .into_iter()
             .skip(1)
             .zip(comms)
-            .map(|(device, comm)| Worker {
-                device,
-                state: empty_state(),
-                comm,
-            })
+            .map(|(device, comm)| Worker::new(device, empty_state(), comm))
             .collect(),
         description: group.description,
     };
@@ -234,6 +230,8 @@ where
             device: device.clone(),
             state: std::mem::replace(state, empty_state()),
             comm,
+            // Worker 0 runs on this (the trainer's) thread's stream.
+            stream: cubecl_environment::stream::StreamId::current(),
         });
         workers.append(&mut self.others);
         let outs = data_parallel_step(
@@ -254,23 +252,30 @@ where
     }
 
     fn replicate(&mut self, state: &TrainState, specs: &[ParamSpec]) -> Result<()> {
-        let copy = |ts: &[Tensor<1>], device: &Device| upload(specs, &download(ts)?, device);
+        let host = |ts: &[Tensor<1>]| download(ts);
+        let (params, m, v) = (
+            host(&state.params)?,
+            host(&state.opt.m)?,
+            host(&state.opt.v)?,
+        );
+        let ema = state.ema.as_deref().map(host).transpose()?;
         for w in &mut self.others {
-            w.state = TrainState {
-                step: state.step,
-                tokens: state.tokens,
-                params: copy(&state.params, &w.device)?,
-                ema: state
-                    .ema
-                    .as_deref()
-                    .map(|e| copy(e, &w.device))
-                    .transpose()?,
-                opt: AdamW {
-                    m: copy(&state.opt.m, &w.device)?,
-                    v: copy(&state.opt.v, &w.device)?,
-                },
-                rollbacks: state.rollbacks,
-            };
+            // Uploaded on the worker's own stream, where its steps will use them.
+            let device = w.device.clone();
+            let up = |h: &HostParams| upload(specs, h, &device);
+            w.state = w.stream.executes(|| -> Result<TrainState> {
+                Ok(TrainState {
+                    step: state.step,
+                    tokens: state.tokens,
+                    params: up(&params)?,
+                    ema: ema.as_ref().map(up).transpose()?,
+                    opt: AdamW {
+                        m: up(&m)?,
+                        v: up(&v)?,
+                    },
+                    rollbacks: state.rollbacks,
+                })
+            })?;
         }
         Ok(())
     }

@@ -23,6 +23,7 @@
 
 use anyhow::{anyhow, Result};
 use burn::tensor::{Device, Tensor};
+use cubecl_environment::stream::StreamId;
 
 use super::allreduce::AllReduce;
 use super::shard::RowSplit;
@@ -36,11 +37,30 @@ use crate::train::task::Task;
 use crate::train::watchdog::{Phase, StepProgress};
 
 /// One data-parallel worker: its device, its replica of the training state, its handle on the
-/// group's collective.
+/// group's collective, and the device stream its work is submitted on.
 pub struct Worker<R: AllReduce> {
     pub device: Device,
     pub state: TrainState,
     pub comm: R,
+    /// cubecl submits work on a stream chosen per thread unless told otherwise. The step's
+    /// worker threads are new each step, so each worker's work is pinned to one stream for
+    /// its whole life ([`StreamId::executes`]), as a long-lived thread per device would have
+    /// it: its replica's buffers are then always read and written on the stream (and memory
+    /// pool) that made them. Worker 0 uses the trainer thread's own stream, on which it also
+    /// validates and evaluates.
+    pub stream: StreamId,
+}
+
+impl<R: AllReduce> Worker<R> {
+    /// A worker with a stream of its own ([`StreamId::allocate`]).
+    pub fn new(device: Device, state: TrainState, comm: R) -> Self {
+        Self {
+            device,
+            state,
+            comm,
+            stream: StreamId::allocate(),
+        }
+    }
 }
 
 /// The producer's part of a step: `optim.grad_accum` micro-batches drawn from `task` on
@@ -183,8 +203,10 @@ where
 /// gradient norm even when clipping is off (as [`StepExtras::grad_norm`]); `progress`: where
 /// the workers record their [`Phase`] for the step watchdog (reset here).
 ///
-/// Threads are spawned per step, which is enough for tests; the trainer is to keep one
-/// long-lived thread per device that calls [`worker_step`] with shards sent by the producer.
+/// Threads are spawned per step (the workers borrow the task, which the producer borrows
+/// mutably between steps); each worker's device work stays on its own stream
+/// ([`Worker::stream`]) from step to step all the same, which is what a long-lived thread per
+/// device would give.
 ///
 /// # Errors
 /// The first worker's error in rank order (the group is aborted so that none hangs), or the
@@ -223,8 +245,11 @@ where
                     };
                     // A failed or panicking worker breaks the group's barrier, so that the
                     // others return instead of waiting for it for ever.
+                    let stream = w.stream;
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        worker_step(task, &mut *w, shard, tokens, specs, cfg, extras, progress)
+                        stream.executes(|| {
+                            worker_step(task, &mut *w, shard, tokens, specs, cfg, extras, progress)
+                        })
                     }))
                     .unwrap_or_else(|_| Err(anyhow!("a data-parallel worker panicked")));
                     if out.is_err() {
@@ -311,11 +336,7 @@ mod tests {
             .into_iter()
             .map(|comm| {
                 let params = upload(task.specs(), &task.init_params(cfg.train.seed), &d).unwrap();
-                Worker {
-                    device: d.clone(),
-                    state: TrainState::fresh(params, true),
-                    comm,
-                }
+                Worker::new(d.clone(), TrainState::fresh(params, true), comm)
             })
             .collect()
     }
