@@ -410,7 +410,7 @@ pub struct LandscapeArgs {
     /// Half-width R of each slice, in units of the filter-normalised direction.
     #[arg(long, default_value_t = 0.5, value_parser = crate::config::ranges::flag_f64("landscape --radius"))]
     pub radius: f64,
-    /// Points per slice, evenly spaced over [−R, R] (odd: one at s = 0).
+    /// Points per slice, evenly spaced over [−R, R]; odd, so that one is s = 0 (the checkpoint).
     #[arg(long, default_value_t = 11, value_parser = crate::config::ranges::flag_usize("landscape --points"))]
     pub points: usize,
     /// BC only: rollout episodes per point (default: the run's eval.rollouts).

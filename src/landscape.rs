@@ -79,11 +79,14 @@ pub fn slice_directions(
     directions
 }
 
-/// The `points` offsets s of a slice, evenly spaced over [−radius, radius] (an odd count puts
-/// one at exactly 0). Errors when `points` < 2.
+/// The `points` offsets s of a slice, evenly spaced over [−radius, radius], one at exactly 0
+/// (the checkpoint itself, which every comparison needs). Errors when `points` is even or
+/// below 3.
 pub fn slice_offsets(radius: f64, points: usize) -> Result<Vec<f64>> {
-    if points < 2 {
-        bail!("--points must be at least 2");
+    if points < 3 || points.is_multiple_of(2) {
+        bail!(
+            "--points must be odd and at least 3, so that s = 0 (the checkpoint itself) is one of them; got {points}"
+        );
     }
     Ok((0..points)
         .map(|k| -radius + 2.0 * radius * k as f64 / (points - 1) as f64)
@@ -246,6 +249,8 @@ mod tests {
         let s = slice_offsets(0.5, 5).unwrap();
         assert_eq!(s, vec![-0.5, -0.25, 0.0, 0.25, 0.5]);
         assert!(slice_offsets(0.5, 1).is_err());
+        let e = slice_offsets(0.5, 4).unwrap_err().to_string();
+        assert!(e.contains("odd") && e.contains("s = 0"), "{e}");
         let theta = vec![vec![1.5f32, -2.0]];
         assert_eq!(shifted(&theta, &vec![vec![3.0, 7.0]], 0.0), theta);
     }

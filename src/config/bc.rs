@@ -213,9 +213,10 @@ pub enum PolicyActivation {
     Tanh,
 }
 
-/// `[policy]`.
+/// `[policy]`. Written out (a run's config.toml, `--dump-config`) with only the keys of its
+/// kind: a transformer's leaves out the MLP's `hidden` and `activation`, which it ignores.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, into = "PolicyToml")]
 pub struct PolicyConfig {
     #[serde(default)]
     pub kind: PolicyKind,
@@ -238,6 +239,39 @@ pub struct PolicyConfig {
     /// zero-padded (in normalised units, i.e. the mean observation) at an episode's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<usize>,
+}
+
+/// How [`PolicyConfig`] is written: the keys of its kind only.
+#[derive(Serialize)]
+struct PolicyToml {
+    kind: PolicyKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidden: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation: Option<PolicyActivation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_layer: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_head: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n_embd: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<usize>,
+}
+
+impl From<PolicyConfig> for PolicyToml {
+    fn from(p: PolicyConfig) -> Self {
+        let mlp = p.kind != PolicyKind::Transformer;
+        Self {
+            kind: p.kind,
+            hidden: mlp.then_some(p.hidden),
+            activation: mlp.then_some(p.activation),
+            n_layer: p.n_layer,
+            n_head: p.n_head,
+            n_embd: p.n_embd,
+            history: p.history,
+        }
+    }
 }
 
 /// The longest `policy.history`: the locomotion environments' time limit.

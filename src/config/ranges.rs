@@ -186,7 +186,11 @@ pub const RULES: &[Rule] = &[
     rule("expert bench --steps", AT_LEAST_ONE, ""),
     rule("rollout --episodes", AT_LEAST_ONE, ""),
     rule("landscape --radius", POSITIVE, ""),
-    rule("landscape --points", Range::at_least(2.0), ""),
+    rule(
+        "landscape --points",
+        Range::at_least(3.0),
+        " (and odd, so that s = 0 is one of them)",
+    ),
     rule("landscape --episodes", AT_LEAST_ONE, ""),
     rule("landscape --val-windows", AT_LEAST_ONE, ""),
     rule("rollout --horizon", AT_LEAST_ONE, ""),

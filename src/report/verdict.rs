@@ -162,6 +162,18 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
             " {n} comparison(s) are not resolved: their 95% interval includes 1 (more evaluations or seeds would decide them)."
         ),
     };
+    if compared == 0 && judged == 0 {
+        // A short run, or a window that starts late: "0 of 0" would read as a finding.
+        return vec![format!(
+            "**Too few evaluations to judge**: none of the {} long-horizon series has enough \
+             evaluations in the window the statistics use (at least 4), so none is compared \
+             with val loss and EMA's effect is not judged. Evaluate more often \
+             (`eval.generate_every`, `eval.rollout_every`), train longer, or widen the window \
+             (`--from-step 0`). Val loss: {}.",
+            metrics.len(),
+            describe_val_loss(val_loss)
+        )];
+    }
     let mut lines = vec![
         format!(
             "**{noun} more than val loss{loss_note} in {more} of {compared} metric \

@@ -507,3 +507,15 @@ fn runs_differing_only_in_seed_pool_and_runs_differing_in_lr_do_not() {
     );
     assert!(report.contains("### s0\n") && report.contains("### lr\n"));
 }
+
+/// A window with too few evaluations says so, instead of "in 0 of 0 metric series".
+#[test]
+fn too_few_evaluations_are_said_plainly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = write_run(tmp.path(), "short", 0.1);
+    let from = ((EVALUATIONS - 2) * EVAL_EVERY).to_string();
+    run_ok(lmtrain().args(["report", "--from-step", &from]).arg(&run));
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    assert!(report.contains("Too few evaluations to judge"), "{report}");
+    assert!(!report.contains(" of 0 metric series"), "{report}");
+}
