@@ -5,8 +5,9 @@
 #   - averaging: plain EMA (ema.kind = "poly", κ = 0.5) and bias-corrected BEMA (ema.kind = "bema")
 #   - seeds:     train.seed = 0 … N−1
 # One run after another, seed-major (every setting of seed 0 first, so a stopped script has whole
-# seeds), or the seeds side by side (--parallel), then `lmtrain report` per schedule and averaging, pooling the seeds, with --from-step
-# left at its default. A BEMA run's raw weights are the EMA run's of the same seed (the averaging
+# seeds), or the seeds side by side (--parallel), then `lmtrain report` per schedule and
+# averaging, pooling the seeds, and one overlay of all four settings (report-all), with
+# --from-step left at its default. A BEMA run's raw weights are the EMA run's of the same seed (the averaging
 # does not touch training), so its report's raw columns repeat the EMA report's.
 # A run directory with a checkpoint is resumed, so the script can be started again after a stop.
 # About 18 min a run on 2 idle cores (`scripts/sweep_gva.sh --dry-run` estimates it).
@@ -66,4 +67,12 @@ for sched in cosine constant; do
     "$LMTRAIN" report "${runs[@]}" --out "$out/report-$sched-$avg"
   done
 done
+# All of them in one overlay: four settings, each pooled over its seeds.
+all=()
+for sched in cosine constant; do
+  for avg in ema bema; do
+    for seed in $(seq 0 $((seeds - 1))); do all+=("$out/$sched-$avg-s$seed"); done
+  done
+done
+"$LMTRAIN" report "${all[@]}" --out "$out/report-all"
 echo "lm_evidence: $(( ($(date +%s) - start) / 60 )) min in all; reports in $out/report-*" >&2

@@ -43,8 +43,9 @@ pub struct TrainArgs {
     pub dump_config: bool,
     /// Continue the run in RUN_DIR from its latest checkpoint, up to train.max_steps. May come
     /// with the run's --config and --set flags; only train.max_steps, train.log_every, the
-    /// train.on_nonfinite keys, checkpoint.* and eval.* may differ (and model.fused_ops for a
-    /// language model, device for behaviour cloning); a refusal names what differs.
+    /// train.on_nonfinite keys, train.step_timeout_s, device (one device or a data-parallel
+    /// list), checkpoint.* and eval.* may differ (and model.fused_ops for a language model); a
+    /// refusal names what differs.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// With --resume: continue although the train shards differ from those the checkpoint
@@ -426,7 +427,7 @@ pub struct LandscapeArgs {
     #[arg(long, value_name = "NAME")]
     pub metric: Option<String>,
     /// Language models only: validation windows per point, the first N of the run's fixed ones
-    /// [default: 32].
+    /// [default: the run's eval.val_windows, so that the centre reproduces its val loss].
     #[arg(long, value_name = "N", value_parser = crate::config::ranges::flag_usize("landscape --val-windows"))]
     pub val_windows: Option<usize>,
     /// Language models only: the device to evaluate on (cpu, cuda, cuda:N, auto, …) [default:
@@ -562,7 +563,7 @@ fn landscape_command(args: LandscapeArgs) -> Result<()> {
                     ckpt.display()
                 );
             }
-            use crate::lm::landscape::{DEFAULT_METRIC, DEFAULT_VAL_WINDOWS};
+            use crate::lm::landscape::DEFAULT_METRIC;
             crate::lm::landscape::landscape(&crate::lm::landscape::LmLandscapeRequest {
                 checkpoint: &args.checkpoint,
                 ema: args.ema,
@@ -570,7 +571,7 @@ fn landscape_command(args: LandscapeArgs) -> Result<()> {
                 radius: args.radius,
                 points: args.points,
                 metric: args.metric.as_deref().unwrap_or(DEFAULT_METRIC),
-                val_windows: args.val_windows.unwrap_or(DEFAULT_VAL_WINDOWS),
+                val_windows: args.val_windows,
                 seed: args.seed,
                 device: args.device.as_deref().unwrap_or("cpu"),
                 out: out.clone(),

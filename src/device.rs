@@ -191,11 +191,18 @@ fn cpu(description: String) -> ChosenDevice {
     }
 }
 
+/// Why CUDA cannot be used here when there is no NVIDIA driver at all (`None` when a driver
+/// is present, which does not yet mean a device works).
+pub fn no_cuda_driver() -> Option<&'static str> {
+    (!std::path::Path::new("/dev/nvidiactl").exists())
+        .then_some("no NVIDIA driver (/dev/nvidiactl is absent)")
+}
+
 #[cfg(feature = "cuda")]
 fn try_cuda(index: usize, dtype: Option<FloatDType>) -> std::result::Result<ChosenDevice, String> {
     // Probing CUDA without a driver panics inside the runtime, so look for the driver first.
-    if !std::path::Path::new("/dev/nvidiactl").exists() {
-        return Err("no NVIDIA driver (/dev/nvidiactl is absent)".into());
+    if let Some(why) = no_cuda_driver() {
+        return Err(why.into());
     }
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

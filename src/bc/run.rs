@@ -84,7 +84,7 @@ pub fn run_bc_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     let (config, name) = resolve_bc_request(req)?;
     // NCCL for several CUDA devices, before the run directory exists (this may start the
     // process again with NCCL on the library path).
-    crate::train::dp::preflight(&config.device.plan()?)?;
+    crate::train::dp::preflight(&config.device.plan()?, config.train.batch_size)?;
     let (run_dir, resume_from) = match &req.resume {
         Some(dir) => {
             let saved = BcConfig::from_run_file(&dir.join("config.toml"))?;

@@ -58,7 +58,13 @@ pub fn run(o: &CheckNcclOptions) -> Result<()> {
     if o.devices.is_empty() {
         bail!("check-nccl: --devices lists no device");
     }
-    let line = crate::train::dp::nccl_lib::ensure_loadable()?;
+    let line = crate::train::dp::nccl_lib::ensure_loadable().map_err(|e| {
+        match crate::device::no_cuda_driver() {
+            // Installing NCCL would not help on such a machine: say the bigger problem first.
+            Some(why) => e.context(format!("CUDA is unusable here too: {why}")),
+            None => e,
+        }
+    })?;
     println!("{line}");
     let mut devices = Vec::new();
     for &i in &o.devices {

@@ -32,6 +32,11 @@ use super::swing::population_std;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 2000;
+/// Fewest differences (evaluations − 1) a series needs for an interval. Fewer blocks than this
+/// give so few distinct resamples that a "95% interval" means little (4 differences in blocks
+/// of 2: at most 16), and a verdict decided on one would be decided on nothing; the report then
+/// prints the statistic without an interval and leaves the comparison not resolved.
+pub const MIN_DIFFERENCES: usize = 9;
 /// The fixed seed of every resampling.
 pub const SEED: u64 = 0x0B00_75EE;
 
@@ -123,7 +128,8 @@ impl SwingDraws {
 /// `seeds[k]` holds seed k's aligned series (same evaluations, same length within a seed; the
 /// same number of series, in the same roles, for every seed). Every seed's series are resampled
 /// with the same blocks, drawn from seed k's own stream. `None` when there is no seed, the
-/// seeds hold different numbers of series, or a series is shorter than [`MIN_SERIES_LEN`],
+/// seeds hold different numbers of series, or a series has fewer than [`MIN_DIFFERENCES`] + 1
+/// points,
 /// misaligned within its seed, or holds a non-finite value.
 pub fn swing_draws(seeds: &[Vec<&[f64]>], window: usize) -> Option<SwingDraws> {
     let count = seeds.first()?.len();
@@ -136,6 +142,7 @@ pub fn swing_draws(seeds: &[Vec<&[f64]>], window: usize) -> Option<SwingDraws> {
     for (k, series) in seeds.iter().enumerate() {
         let n = series[0].len();
         if n < MIN_SERIES_LEN
+            || n - 1 < MIN_DIFFERENCES
             || series
                 .iter()
                 .any(|s| s.len() != n || s.iter().any(|x| !x.is_finite()))
@@ -202,12 +209,13 @@ pub fn ratio_interval(num: &[f64], den: &[f64], window: usize) -> Option<Interva
 
 /// The 95% interval of the mean over seeds of each seed's mean of `values` (a series,
 /// autocorrelated; seed k resampled in blocks from stream k); one seed: the interval of its
-/// mean. `None` without seeds, or for a seed with fewer than 2 values or a non-finite one.
+/// mean. `None` without seeds, or for a seed with fewer than [`MIN_DIFFERENCES`] values (a flip
+/// rate's values are per pair of evaluations) or a non-finite one.
 pub fn pooled_mean_interval(seeds: &[&[f64]]) -> Option<Interval> {
     if seeds.is_empty()
         || seeds
             .iter()
-            .any(|v| v.len() < 2 || v.iter().any(|x| !x.is_finite()))
+            .any(|v| v.len() < 2 || v.len() < MIN_DIFFERENCES || v.iter().any(|x| !x.is_finite()))
     {
         return None;
     }
@@ -238,6 +246,23 @@ pub fn mean_interval(values: &[f64]) -> Option<Interval> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fewer than MIN_DIFFERENCES differences get no interval (a verdict on one would rest on
+    /// a handful of distinct resamples); one more point gets one.
+    #[test]
+    fn short_series_get_no_interval() {
+        let zigzag = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|i| 1.0 + 0.01 * i as f64 + if i % 2 == 0 { 0.1 } else { -0.1 })
+                .collect()
+        };
+        let short = zigzag(MIN_DIFFERENCES);
+        assert!(index_interval(&short, 3).is_none());
+        assert!(mean_interval(&short[..MIN_DIFFERENCES - 1]).is_none());
+        let enough = zigzag(MIN_DIFFERENCES + 1);
+        assert!(index_interval(&enough, 3).is_some());
+        assert!(mean_interval(&enough[..MIN_DIFFERENCES]).is_some());
+    }
     use crate::eval::oscillation::oscillation_index;
 
     /// A deterministic noisy series: a trend plus i.i.d. noise of amplitude `amp`.

@@ -37,10 +37,6 @@ use crate::train::Task;
 /// (`gen_valid_greedy_<weights>`).
 pub const DEFAULT_METRIC: &str = "validity";
 
-/// `--val-windows`' default: enough for a stable loss, a fraction of a second a point for the
-/// quickstart model on a CPU.
-pub const DEFAULT_VAL_WINDOWS: usize = 32;
-
 /// A generation metric of the probe: the `<metric>` and `<mode>` of the trainer's
 /// `gen_<metric>_<mode>_<weights>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,13 +106,14 @@ pub struct LmLandscapeRequest<'a> {
     pub directions: usize,
     /// Half-width R of each slice, in filter-normalised units.
     pub radius: f64,
-    /// Points per slice (odd puts one at s = 0).
+    /// Points per slice (odd, so that one is s = 0).
     pub points: usize,
     /// `--metric` as given (see [`GenMetric::parse`]).
     pub metric: &'a str,
     /// Validation windows per point: the first this many of the run's fixed windows (more than
-    /// the run's `eval.val_windows` extends them the same way).
-    pub val_windows: usize,
+    /// the run's `eval.val_windows` extends them the same way); `None`: the run's own
+    /// `eval.val_windows`, so that the centre reproduces its logged val loss.
+    pub val_windows: Option<usize>,
     /// Seed of the random directions.
     pub seed: u64,
     /// `cpu`, `cuda`, `cuda:N`, … as `device` in a config.
@@ -148,7 +145,7 @@ pub struct LmPoint {
 pub fn landscape(req: &LmLandscapeRequest) -> Result<Vec<LmPoint>> {
     let offsets = slice_offsets(req.radius, req.points)?;
     let metric = GenMetric::parse(req.metric)?;
-    if req.val_windows == 0 {
+    if req.val_windows == Some(0) {
         bail!("--val-windows must be at least 1");
     }
     let started = Instant::now();
@@ -177,7 +174,9 @@ pub fn landscape(req: &LmLandscapeRequest) -> Result<Vec<LmPoint>> {
     }
     // The run's windows and prompts, rebuilt as the trainer built them; prompts exist only for
     // runs that generate, so a run that did not gets the ones it would have had.
-    config.eval.val_windows = req.val_windows;
+    if let Some(n) = req.val_windows {
+        config.eval.val_windows = n;
+    }
     if config.eval.generate_every == 0 {
         config.eval.generate_every = 1;
     }

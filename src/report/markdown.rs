@@ -119,7 +119,7 @@ pub fn render(
     if !pools.pools.is_empty() {
         md.push_str(
             "Runs whose configs differ only in `train.seed` (and `train.run_name`, \
-             `train.out_dir`) are pooled as seeds: their verdict is over the pooled statistics \
+             `train.out_dir`, `train.step_timeout_s`, `device`) are pooled as seeds: their verdict is over the pooled statistics \
              (each the mean over the seeds, its interval a bootstrap that resamples within each \
              seed's series); each seed's own numbers are in the tables below.\n\n",
         );
@@ -602,7 +602,8 @@ fn definitions(trend_window: usize) -> String {
          1 − Σₖ pₖ² (2p(1−p) for a binary outcome); its interval is the same block bootstrap \
          over the per-pair fractions.\n\
          - **seeds pooled**: runs whose config.toml files are equal once `train.seed`, \
-         `train.run_name` and `train.out_dir` are set aside, and whose seeds differ, are seeds of \
+         `train.run_name`, `train.out_dir`, `train.step_timeout_s` and `device` (one or several \
+         workers take the same steps) are set aside, and whose seeds differ, are seeds of \
          one setting. A pool's statistic is the mean of its seeds' statistics, a pooled ratio the \
          ratio of the pooled means, and the interval a stratified block bootstrap: each draw \
          resamples every seed's own series (its own random stream) and averages. The verdict \

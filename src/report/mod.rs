@@ -154,6 +154,12 @@ pub fn write_report(options: &ReportOptions) -> Result<ReportOutput> {
             Some(n) => (n, format!("steps ≥ {n} (--from-step)")),
             None => default_window(&full, &info, options.trend_window),
         };
+        if let Some(last) = full.last_step().filter(|&l| from_step > l) {
+            bail!(
+                "--from-step {from_step} is past the last logged step of {} ({last}): give a step at or before it",
+                info.dir.display()
+            );
+        }
         let metrics = full.from_step(from_step);
         let analysis = analyze(&metrics, options.trend_window)
             .with_context(|| format!("the statistics' window: {window_note}"))?;

@@ -63,12 +63,15 @@ pub struct RunInfo {
     pub setting: Option<toml::Table>,
 }
 
-/// The keys two seeds of one setting may differ in: the seed itself and where the run is
-/// written.
-pub const SEED_ONLY_KEYS: [(&str, &str); 3] = [
+/// The keys two seeds of one setting may differ in: the seed itself, where the run is written,
+/// and what does not change the trajectory: the devices (one or several data-parallel workers
+/// take the same steps, and a resume may change them) and the step watchdog.
+pub const SEED_ONLY_KEYS: [(&str, &str); 5] = [
     ("train", "seed"),
     ("train", "run_name"),
     ("train", "out_dir"),
+    ("train", "step_timeout_s"),
+    ("", "device"),
 ];
 
 pub fn read_run_info(dir: &Path) -> RunInfo {
@@ -98,8 +101,10 @@ pub fn read_run_info(dir: &Path) -> RunInfo {
         .collect();
     let seed = lookup("train.seed");
     let setting = table.map(|mut t| {
-        if let Some(toml::Value::Table(section)) = t.get_mut("train") {
-            for (_, key) in SEED_ONLY_KEYS {
+        for (table, key) in SEED_ONLY_KEYS {
+            if table.is_empty() {
+                t.remove(key);
+            } else if let Some(toml::Value::Table(section)) = t.get_mut(table) {
                 section.remove(key);
             }
         }
@@ -118,7 +123,7 @@ pub fn read_run_info(dir: &Path) -> RunInfo {
 /// Runs pooled as seeds, as indices into `runs` (each pool in the order its members were given,
 /// pools in the order of their first member), and a sentence for each group of runs that share
 /// a setting but are not pooled. The rule: runs whose config.toml files are equal once
-/// `train.seed`, `train.run_name` and `train.out_dir` are set aside, and whose seeds all
+/// [`SEED_ONLY_KEYS`] are set aside, and whose seeds all
 /// differ, are seeds of one setting; two or more of them form a pool. Runs that differ in
 /// anything else (another learning rate, another device, another step count) stay separate, and
 /// so do runs with the same seed (repeats, not seeds) and runs without a readable config.
@@ -209,20 +214,22 @@ mod tests {
     #[test]
     fn runs_differing_only_in_seed_and_name_pool_and_others_do_not() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let write = |name: &str, seed: u64, lr: f64| {
+        let write_on = |name: &str, seed: u64, lr: f64, device: &str| {
             let dir = tmp.path().join(name);
             std::fs::create_dir_all(&dir).expect("dir");
             std::fs::write(
                 dir.join("config.toml"),
-                format!("[optim]\nlr = {lr}\n[train]\nseed = {seed}\nrun_name = \"{name}\"\nout_dir = \"/x/{name}\"\n"),
+                format!("device = {device}\n[optim]\nlr = {lr}\n[train]\nseed = {seed}\nrun_name = \"{name}\"\nout_dir = \"/x/{name}\"\n"),
             )
             .expect("write");
             read_run_info(&dir)
         };
+        let write = |name: &str, seed: u64, lr: f64| write_on(name, seed, lr, "\"cpu\"");
         let runs = vec![
             write("a0", 0, 0.001),
             write("b0", 0, 0.002),
-            write("a1", 1, 0.001),
+            // Another device (here two data-parallel workers) takes the same steps: a seed.
+            write_on("a1", 1, 0.001, "[\"cpu\", \"cpu\"]"),
             write("b0-again", 0, 0.002),
             write("c", 0, 0.003),
             read_run_info(&tmp.path().join("no-config")),

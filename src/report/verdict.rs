@@ -132,14 +132,18 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         .iter()
         .filter(|v| matches!(v, VersusValLoss::More { .. } | VersusValLoss::ValLossFlat))
         .count();
-    let unresolved = versus
+    let versus_unresolved = versus
         .iter()
         .filter(|v| matches!(v, VersusValLoss::NotResolved { .. }))
-        .count()
-        + effects
-            .iter()
-            .filter(|e| matches!(e, EmaEffect::NotResolved { .. }))
-            .count();
+        .count();
+    let ema_unresolved = effects
+        .iter()
+        .filter(|e| matches!(e, EmaEffect::NotResolved { .. }))
+        .count();
+    let amplified = effects
+        .iter()
+        .filter(|e| matches!(e, EmaEffect::Amplified { .. }))
+        .count();
     let compared = versus
         .iter()
         .filter(|v| !matches!(v, VersusValLoss::Unknown))
@@ -156,11 +160,29 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
         0 => String::new(),
         n => format!("; {n} not comparable"),
     };
-    let unresolved = match unresolved {
+    let versus_unresolved = match versus_unresolved {
         0 => String::new(),
-        n => format!(
-            " {n} comparison(s) are not resolved: their 95% interval includes 1 (more evaluations or seeds would decide them)."
-        ),
+        n => format!("; {n} not resolved"),
+    };
+    let mut ema_rest = Vec::new();
+    if amplified > 0 {
+        ema_rest.push(format!("raised it in {amplified} (interval above 1)"));
+    }
+    if ema_unresolved > 0 {
+        ema_rest.push(format!("did not resolve in {ema_unresolved}"));
+    }
+    let ema_rest = if ema_rest.is_empty() {
+        String::new()
+    } else {
+        format!("; it {}", ema_rest.join(" and "))
+    };
+    let unresolved_note = if versus_unresolved.is_empty() && ema_unresolved == 0 {
+        String::new()
+    } else {
+        format!(
+            " Not resolved: the 95% interval includes 1, or the window has fewer than {} evaluations, too few for an interval; more evaluations or seeds would decide them.",
+            crate::eval::bootstrap::MIN_DIFFERENCES + 1
+        )
     };
     if compared == 0 && judged == 0 {
         // A short run, or a window that starts late: "0 of 0" would read as a finding.
@@ -177,9 +199,9 @@ pub fn verdict_lines(run: &RunAnalysis) -> Vec<String> {
     let mut lines = vec![
         format!(
             "**{noun} more than val loss{loss_note} in {more} of {compared} metric \
-             series** (raw weights, 95% interval above 1{not_compared}). **EMA lowered the \
-             swing (resid_sd, the metric's own units) in {damped} of {judged}** (interval below \
-             1).{unresolved} Val loss: {}.",
+             series** (raw weights, 95% interval above 1{not_compared}{versus_unresolved}). \
+             **EMA lowered the swing (resid_sd, the metric's own units) in {damped} of \
+             {judged}** (interval below 1){ema_rest}.{unresolved_note} Val loss: {}.",
             describe_val_loss(val_loss)
         ),
         String::new(),

@@ -16,7 +16,7 @@ use super::ema::{self, Bema};
 use super::metrics::{MetricsRow, RunLog};
 use super::step::{optimizer_step, StepExtras, StepOutput, TrainState};
 use super::task::Task;
-use super::watchdog::{StepProgress, Watchdog, EXIT_STEP_TIMEOUT};
+use super::watchdog::{seconds, StepProgress, Watchdog, EXIT_STEP_TIMEOUT};
 use crate::config::{LoopConfig, OnNonfinite};
 use crate::model::params::{download, upload};
 use crate::model::{HostParams, ParamSpec};
@@ -117,10 +117,19 @@ where
 fn on_step_timeout(run_dir: &Path) -> super::watchdog::OnTimeout {
     let run_dir = run_dir.to_path_buf();
     Box::new(move |msg| {
+        let ckpt_dir = run_dir.join("checkpoints");
+        let saved = checkpoint::list(&ckpt_dir).is_ok_and(|l| !l.is_empty());
+        let next = if saved {
+            format!(
+                "a resume continues from the newest checkpoint in {}: lmtrain train --resume {}",
+                ckpt_dir.display(),
+                run_dir.display()
+            )
+        } else {
+            "the run saved no checkpoint yet, so start it again".to_string()
+        };
         let text = format!(
-            "error: {msg}. Stopping with exit status {EXIT_STEP_TIMEOUT}: a resume continues from the newest checkpoint in {}: lmtrain train --resume {} (raise train.step_timeout_s if the step is merely slow)",
-            run_dir.join("checkpoints").display(),
-            run_dir.display()
+            "error: {msg}. Stopping with exit status {EXIT_STEP_TIMEOUT}: {next} (raise train.step_timeout_s if the step is merely slow)"
         );
         eprintln!("\n{text}");
         if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -361,13 +370,16 @@ fn train_with<T: Task>(
         Some(limit) => {
             log.line(&format!(
                 "step watchdog: a step may take {} s (train.step_timeout_s; the first of this run {} s)",
-                limit.as_secs_f64(),
-                10.0 * limit.as_secs_f64()
+                seconds(limit.as_secs_f64()),
+                seconds(10.0 * limit.as_secs_f64())
             ))?;
             Some(
                 Watchdog::start(
                     stepper.progress(),
-                    format!("train.step_timeout_s = {}", limit.as_secs_f64()),
+                    format!(
+                        "train.step_timeout_s = {}, ten times that for a run's first step",
+                        seconds(limit.as_secs_f64())
+                    ),
                     on_step_timeout(&opts.run_dir),
                 )
                 .context("cannot start the step watchdog's thread")?,

@@ -220,6 +220,18 @@ impl Drop for Watchdog {
     }
 }
 
+/// Seconds as a person reads them: to the hundredth below 10 s, whole above.
+pub fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{:.2}", s)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        format!("{s:.0}")
+    }
+}
+
 fn watch(shared: &Shared, progress: Option<&StepProgress>, what: &str, on_timeout: OnTimeout) {
     let Ok(mut st) = shared.state.lock() else {
         return;
@@ -241,9 +253,10 @@ fn watch(shared: &Shared, progress: Option<&StepProgress>, what: &str, on_timeou
                         }
                     };
                     let msg = format!(
-                        "step {} has not finished after {:.0} s ({what}): {late}",
+                        "step {} has not finished after {} s (its limit: {} s; {what}): {late}",
                         a.step,
-                        elapsed.as_secs_f64()
+                        seconds(elapsed.as_secs_f64()),
+                        seconds(a.limit.as_secs_f64())
                     );
                     drop(st);
                     on_timeout(msg);
@@ -328,6 +341,15 @@ mod tests {
         let m = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(m.starts_with("step 2 "), "{m}");
         assert!(m.contains("hung kernel"), "{m}");
+    }
+
+    #[test]
+    fn seconds_read_naturally() {
+        assert_eq!(seconds(0.3), "0.3");
+        assert_eq!(seconds(0.05), "0.05");
+        assert_eq!(seconds(2.5), "2.5");
+        assert_eq!(seconds(1800.0), "1800");
+        assert_eq!(seconds(3.0), "3");
     }
 
     #[test]

@@ -518,4 +518,14 @@ fn too_few_evaluations_are_said_plainly() {
     let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
     assert!(report.contains("Too few evaluations to judge"), "{report}");
     assert!(!report.contains(" of 0 metric series"), "{report}");
+    // Five evaluations: statistics, but no intervals, so nothing is called resolved.
+    let from = ((EVALUATIONS - 4) * EVAL_EVERY).to_string();
+    run_ok(lmtrain().args(["report", "--from-step", &from]).arg(&run));
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    assert!(report.contains("in 0 of 4 metric series"), "{report}");
+    assert!(report.contains("fewer than 10 evaluations"), "{report}");
+    // Past the last step: said so.
+    let past = (EVALUATIONS * EVAL_EVERY + 1).to_string();
+    let e = run_err(lmtrain().args(["report", "--from-step", &past]).arg(&run));
+    assert!(e.contains("past the last logged step"), "{e}");
 }

@@ -19,14 +19,29 @@ pub struct DataParallel {
     pub description: String,
 }
 
-/// Checks, before anything is written, that the plan's collective can run: for several CUDA
-/// devices, that NCCL loads (which may start the process again, see [`super::nccl_lib`]).
+/// Checks, before anything is written, that the plan's workers can run: that `batch_size`
+/// splits evenly over them and, for several CUDA devices, that an NVIDIA driver is there and
+/// NCCL loads (which may start the process again, see [`super::nccl_lib`]).
 ///
 /// # Errors
-/// NCCL missing or broken, or CUDA devices in a build without `cuda`.
-pub fn preflight(plan: &DevicePlan) -> Result<()> {
+/// An uneven split, no NVIDIA driver, NCCL missing or broken, or CUDA devices in a build
+/// without `cuda`.
+pub fn preflight(plan: &DevicePlan, batch_size: usize) -> Result<()> {
+    let workers = plan.workers();
+    if workers > 1 && !batch_size.is_multiple_of(workers) {
+        anyhow::bail!(
+            "train.batch_size = {batch_size} does not split evenly over the {workers} workers of the device list: make train.batch_size a multiple of {workers} (each micro-batch's rows are divided among the workers), or list another number of devices"
+        );
+    }
     match plan {
-        DevicePlan::Cuda(_) => nccl_ready().map(|_| ()),
+        DevicePlan::Cuda(_) => {
+            if let Some(why) = crate::device::no_cuda_driver() {
+                anyhow::bail!(
+                    "device lists CUDA devices, but CUDA is unusable here: {why}. Use device = \"cpu\" (or [\"cpu\", \"cpu\"] to simulate data-parallel workers on the CPU)"
+                );
+            }
+            nccl_ready().map(|_| ())
+        }
         _ => Ok(()),
     }
 }

@@ -197,7 +197,7 @@ impl NcclSearch {
         }
         let list = |v: &[PathBuf]| {
             if v.is_empty() {
-                "(none)".to_string()
+                "none".to_string()
             } else {
                 v.iter()
                     .map(|p| p.display().to_string())
