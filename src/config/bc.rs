@@ -214,7 +214,8 @@ pub enum PolicyActivation {
 }
 
 /// `[policy]`. Written out (a run's config.toml, `--dump-config`) with only the keys of its
-/// kind: a transformer's leaves out the MLP's `hidden` and `activation`, which it ignores.
+/// kind: a transformer's or the linear testbed's leaves out the MLP's `hidden` and
+/// `activation`, which they ignore.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, into = "PolicyToml")]
 pub struct PolicyConfig {
@@ -261,7 +262,7 @@ struct PolicyToml {
 
 impl From<PolicyConfig> for PolicyToml {
     fn from(p: PolicyConfig) -> Self {
-        let mlp = p.kind != PolicyKind::Transformer;
+        let mlp = p.kind == PolicyKind::Mlp;
         Self {
             kind: p.kind,
             hidden: mlp.then_some(p.hidden),

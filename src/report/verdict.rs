@@ -314,6 +314,13 @@ fn describe_effect(metric: &QuantityAnalysis, effect: EmaEffect) -> String {
         ),
         _ => format!("; index {raw} → {ema}"),
     };
+    let [ema_vals, raw_vals] = &metric.inputs.ema_raw;
+    if !ema_vals.is_empty() && ema_vals == raw_vals {
+        // E.g. a run that ended before ema.burn_in: "not resolved" would invite more seeds.
+        return "EMA equals the raw weights at every evaluation in the window (the EMA had not \
+                left its burn-in, ema.burn_in): nothing to compare"
+            .to_string();
+    }
     match effect {
         EmaEffect::Damped { ratio, ci } => format!(
             "EMA damped it (EMA/raw resid_sd {}, 95% interval {}{by_index})",

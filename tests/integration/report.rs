@@ -529,3 +529,26 @@ fn too_few_evaluations_are_said_plainly() {
     let e = run_err(lmtrain().args(["report", "--from-step", &past]).arg(&run));
     assert!(e.contains("past the last logged step"), "{e}");
 }
+
+/// An EMA still in its burn-in equals the raw weights: the report says so rather than calling
+/// the comparison "not resolved".
+#[test]
+fn an_ema_in_burn_in_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("burnin");
+    std::fs::create_dir_all(&run).expect("dir");
+    std::fs::write(run.join("config.toml"), "[ema]\nburn_in = 500\n").expect("config");
+    let rows: Vec<String> = (1..=12u64)
+        .map(|k| {
+            let v = 0.3 + if k % 2 == 0 { 0.1 } else { -0.1 };
+            let val = 3.0 + 1.0 / k as f64;
+            json!({"step": k * 10, "val_loss_raw": val, "val_loss_ema": val,
+                   "gen_rep4_greedy_raw": v, "gen_rep4_greedy_ema": v})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(run.join("metrics.jsonl"), rows.join("\n") + "\n").expect("metrics");
+    run_ok(lmtrain().args(["report", "--from-step", "0"]).arg(&run));
+    let report = std::fs::read_to_string(run.join("report.md")).expect("report.md");
+    assert!(report.contains("EMA equals the raw weights"), "{report}");
+}
