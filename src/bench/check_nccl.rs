@@ -16,8 +16,10 @@
 //!    weights must agree bit for bit; with W devices each worker sees 1/W of the rows, so the
 //!    losses agree within 1e-5 and the replicas are bitwise identical.
 //!
-//! Then it times the all-reduce of a `--mib` buffer (mean of `--iters` calls after 2 warm-up
-//! calls, each waited for) and prints `RESULT check-nccl …` with the algorithm bandwidth
+//! Then it times the flatten copy around it (a `--mib` buffer in 148 pieces, config B's
+//! parameter count, concatenated and cut back: `RESULT check-nccl-flatten …`) and the
+//! all-reduce of a `--mib` buffer (mean of `--iters` calls after 2 warm-up calls, each waited
+//! for) and prints `RESULT check-nccl …` with the algorithm bandwidth
 //! (bytes / time) and, for W ≥ 2, NCCL's bus bandwidth (× 2(W−1)/W, NVIDIA/nccl-tests
 //! `doc/PERFORMANCE.md`).
 
@@ -125,6 +127,34 @@ pub fn run(o: &CheckNcclOptions) -> Result<()> {
         }
         Ok(timed / iters as f64)
     })?;
+    // The copy the data-parallel step adds around the all-reduce: the gradients flattened
+    // into one buffer (and cut back), here 148 pieces as config B's parameter tensors.
+    let flatten_s = on_workers(&devices[..1], |_, device| {
+        let pieces = 148;
+        let per = (n / pieces).max(1);
+        let grads: Vec<Tensor<1>> = (0..pieces)
+            .map(|k| Tensor::<1>::from_data(TensorData::new(buffer(k, per), [per]), device))
+            .collect();
+        let loss = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), device);
+        let lens = vec![per; pieces];
+        let mut timed = 0.0;
+        for k in 0..iters + 2 {
+            let t = Instant::now();
+            let flat = crate::train::dp::step::flatten(grads.clone(), loss.clone());
+            let (back, _) = crate::train::dp::step::unflatten(flat, &lens);
+            // Reading one element of the last piece waits for the copy.
+            let _: f32 = back[pieces - 1].clone().slice(0..1).into_scalar();
+            if k >= 2 {
+                timed += t.elapsed().as_secs_f64();
+            }
+        }
+        Ok(timed / iters as f64)
+    })?[0];
+    println!(
+        "RESULT check-nccl-flatten mib={:.1} pieces=148 ms_flatten_and_cut={:.3}",
+        (4 * n) as f64 / 1048576.0,
+        flatten_s * 1e3
+    );
     let s = secs.iter().cloned().fold(0.0, f64::max);
     let bytes = 4.0 * n as f64;
     let algbw = bytes / s / 1e9;

@@ -93,14 +93,14 @@ where
 
 /// The gradients and the loss as one flat buffer `[P + 1]`: the parameters' gradients in
 /// order, then the loss (one element).
-fn flatten(grads: Vec<Tensor<1>>, loss: Tensor<1>) -> Tensor<1> {
+pub(crate) fn flatten(grads: Vec<Tensor<1>>, loss: Tensor<1>) -> Tensor<1> {
     let mut parts = grads;
     parts.push(loss);
     Tensor::cat(parts, 0)
 }
 
 /// The inverse of [`flatten`] for gradients of lengths `lens`.
-fn unflatten(flat: Tensor<1>, lens: &[usize]) -> (Vec<Tensor<1>>, Tensor<1>) {
+pub(crate) fn unflatten(flat: Tensor<1>, lens: &[usize]) -> (Vec<Tensor<1>>, Tensor<1>) {
     let mut at = 0;
     let grads = lens
         .iter()
