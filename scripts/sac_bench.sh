@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SAC training speed on the CPU: lmtrain's SAC against a PyTorch reference (CleanRL's
 # sac_continuous_action.py, restated in scripts/sac_bench_torch.py), on Walker2d-v4, one after the
-# other, each with 2 threads (OMP_NUM_THREADS = MKL_NUM_THREADS = RAYON_NUM_THREADS = 2).
+# other, each with the same number of threads (OMP_NUM_THREADS = MKL_NUM_THREADS =
+# RAYON_NUM_THREADS = --threads, default 2).
 # Each side takes L uniform-random warm-up steps, then times a window of N steps of
 # act + environment step + update, and prints
 #   RESULT impl=<lmtrain|torch> env=... learning_starts=L steps=N seconds=S steps_per_s=X
 # This script ends with one line:
-#   SAC_RATIO env=Walker2d-v4 lmtrain_sps=<float> torch_sps=<float> ratio=<lmtrain/torch>
+#   SAC_RATIO env=Walker2d-v4 threads=T lmtrain_sps=<float> torch_sps=<float> ratio=<lmtrain/torch>
 #
-#   scripts/sac_bench.sh [--steps N] [--learning-starts L] [--seed S]   (defaults 2000 5000 0)
+#   scripts/sac_bench.sh [--steps N] [--learning-starts L] [--seed S] [--threads T]
+#                        (defaults 2000 5000 0 2)
 #
 # Needs target/release/lmtrain (scripts/setup.sh) and creates .venv-sac-bench/ (torch, Gymnasium,
 # MuJoCo from PyPI; several GB the first time) through scripts/sac_bench_torch.py.
@@ -19,18 +21,21 @@ cd "$(dirname "$0")/.."
 STEPS=2000
 LEARNING_STARTS=5000
 SEED=0
+THREADS=2
 ENV_ID=Walker2d-v4
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) STEPS=$2; shift 2 ;;
     --learning-starts) LEARNING_STARTS=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "sac_bench: unknown argument '$1' (use --steps N, --learning-starts L, --seed S)" >&2; exit 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "sac_bench: unknown argument '$1' (use --steps N, --learning-starts L, --seed S, --threads T)" >&2; exit 2 ;;
   esac
 done
 
-export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 RAYON_NUM_THREADS=2
+[[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "sac_bench: --threads takes a whole number ≥ 1, got '$THREADS'" >&2; exit 2; }
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS
 LMTRAIN=${LMTRAIN:-target/release/lmtrain}
 if [ ! -x "$LMTRAIN" ]; then
   echo "sac_bench: $LMTRAIN is missing; run scripts/setup.sh (or cargo build --release)" >&2
@@ -94,6 +99,5 @@ if [ -z "$TORCH_SPS" ]; then
   exit 1
 fi
 window_ok "$LOG_DIR/torch.result" torch
-
-awk -v env="$ENV_ID" -v a="$LMTRAIN_SPS" -v b="$TORCH_SPS" \
-  'BEGIN { printf "SAC_RATIO env=%s lmtrain_sps=%s torch_sps=%s ratio=%.3f\n", env, a, b, a / b }'
+awk -v env="$ENV_ID" -v t="$THREADS" -v a="$LMTRAIN_SPS" -v b="$TORCH_SPS" \
+  'BEGIN { printf "SAC_RATIO env=%s threads=%s lmtrain_sps=%s torch_sps=%s ratio=%.3f\n", env, t, a, b, a / b }'
