@@ -25,16 +25,13 @@
 
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::bc::linear::LinearTask;
-use crate::config::{
-    BcEvalConfig, EmaConfig, LinearConfig, LoopConfig, OptimConfig, ScheduleConfig,
-};
 use crate::device::{choose_device, DeviceChoice};
 use crate::model::params::{download, upload};
 use crate::train::dp::allreduce::NcclAllReduce;
+use crate::train::dp::probe::{probe_config, probe_task};
 use crate::train::dp::{data_parallel_step, AllReduce, Worker};
 use crate::train::step::{optimizer_step, StepExtras, TrainState};
 use crate::train::Task;
@@ -204,53 +201,11 @@ fn on_workers<T: Send>(
     })
 }
 
-fn step_config(world: usize) -> Result<LoopConfig> {
-    let train = toml::from_str(&format!(
-        "max_steps = 3\nbatch_size = {}\nseed = 5",
-        8 * world
-    ))
-    .context("the check's train table")?;
-    Ok(LoopConfig {
-        optim: OptimConfig {
-            lr: 0.05,
-            grad_accum: 2,
-            grad_clip: 0.5,
-            ..OptimConfig::default()
-        },
-        schedule: ScheduleConfig::default(),
-        ema: EmaConfig {
-            burn_in: 1,
-            ..EmaConfig::default()
-        },
-        train,
-        checkpoint: Default::default(),
-        val_every: 100,
-        toml: String::new(),
-    })
-}
-
-fn linear_task(cfg: &LoopConfig) -> Result<LinearTask> {
-    let lin = LinearConfig {
-        dim: 4,
-        noise: 0.5,
-        samples: 256,
-        val_samples: 4,
-        a_scale: 0.3,
-        system_seed: 1,
-    };
-    LinearTask::new(
-        &lin,
-        &BcEvalConfig::default(),
-        cfg.train.batch_size,
-        cfg.train.seed,
-    )
-}
-
 fn check_step(devices: &[Device]) -> Result<()> {
     let world = devices.len();
-    let cfg = step_config(world)?;
-    let mut plain_task = linear_task(&cfg)?;
-    let mut dp_task = linear_task(&cfg)?;
+    let cfg = probe_config(8 * world, 3)?;
+    let mut plain_task = probe_task(&cfg)?;
+    let mut dp_task = probe_task(&cfg)?;
     let specs = plain_task.specs().to_vec();
     let init = plain_task.init_params(cfg.train.seed);
     let mut plain = TrainState::fresh(upload(&specs, &init, &devices[0])?, true);

@@ -38,6 +38,7 @@
 pub mod allreduce;
 pub mod group;
 pub mod nccl_lib;
+pub mod probe;
 pub mod shard;
 pub mod step;
 

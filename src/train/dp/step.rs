@@ -274,9 +274,6 @@ where
 mod tests {
     use super::*;
     use crate::bc::linear::LinearTask;
-    use crate::config::{
-        BcEvalConfig, EmaConfig, LinearConfig, OptimConfig, ScheduleConfig, TrainConfig,
-    };
     use crate::model::params::{download, upload};
 
     use crate::train::dp::InProcessAllReduce;
@@ -285,44 +282,11 @@ mod tests {
     const STEPS: usize = 4;
 
     fn cfg() -> LoopConfig {
-        let train: TrainConfig = toml::from_str("max_steps = 4\nbatch_size = 8\nseed = 5").unwrap();
-        LoopConfig {
-            optim: OptimConfig {
-                lr: 0.05,
-                grad_accum: 2,
-                grad_clip: 0.5,
-                ..OptimConfig::default()
-            },
-            schedule: ScheduleConfig::default(),
-            ema: EmaConfig {
-                burn_in: 1,
-                ..EmaConfig::default()
-            },
-            train,
-            checkpoint: Default::default(),
-            val_every: 100,
-            toml: String::new(),
-        }
+        super::super::probe::probe_config(8, STEPS as u64).unwrap()
     }
 
-    /// The linear-system BC testbed, a 4×4 matrix from zero: no dataset, no dropout, and a
-    /// per-pair mean loss.
     fn task(cfg: &LoopConfig) -> LinearTask {
-        let lin = LinearConfig {
-            dim: 4,
-            noise: 0.5,
-            samples: 256,
-            val_samples: 4,
-            a_scale: 0.3,
-            system_seed: 1,
-        };
-        LinearTask::new(
-            &lin,
-            &BcEvalConfig::default(),
-            cfg.train.batch_size,
-            cfg.train.seed,
-        )
-        .unwrap()
+        super::super::probe::probe_task(cfg).unwrap()
     }
 
     /// `world` workers from the task's initial parameters, on the one CPU device.
