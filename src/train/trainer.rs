@@ -365,8 +365,7 @@ fn train_with<T: Task>(
 
     // The step watchdog (train.step_timeout_s): a step that hangs, e.g. in a collective whose
     // other worker died, ends the process; the newest checkpoint is where a resume continues.
-    let step_timeout = cfg.train.step_timeout(stepper.workers());
-    let watchdog = match step_timeout {
+    let watchdog = match cfg.train.step_timeout(stepper.workers()) {
         Some(limit) => {
             log.line(&format!(
                 "step watchdog: a step may take {} s (train.step_timeout_s; the first of this run {} s)",
@@ -374,15 +373,8 @@ fn train_with<T: Task>(
                 seconds(10.0 * limit.as_secs_f64())
             ))?;
             Some(
-                Watchdog::start(
-                    stepper.progress(),
-                    format!(
-                        "train.step_timeout_s = {}, ten times that for a run's first step",
-                        seconds(limit.as_secs_f64())
-                    ),
-                    on_step_timeout(&opts.run_dir),
-                )
-                .context("cannot start the step watchdog's thread")?,
+                Watchdog::start(stepper.progress(), limit, on_step_timeout(&opts.run_dir))
+                    .context("cannot start the step watchdog's thread")?,
             )
         }
         None => None,
@@ -414,9 +406,8 @@ fn train_with<T: Task>(
             crate::fault::Point::Step,
             &format!("step {}", state.step + 1),
         );
-        if let (Some(w), Some(limit)) = (&watchdog, step_timeout) {
-            let first = state.step + 1 == first_step;
-            w.arm(state.step + 1, if first { 10 * limit } else { limit });
+        if let Some(w) = &watchdog {
+            w.arm(state.step + 1, state.step + 1 == first_step);
         }
         let out = stepper.step(task, &mut state, &specs, cfg, device, extras)?;
         let (t, lr, grad_norm) = (state.step, out.lr, out.grad_norm);

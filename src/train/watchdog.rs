@@ -163,32 +163,40 @@ struct Shared {
 /// A thread that watches the armed step's deadline. Dropping it stops the thread.
 pub struct Watchdog {
     shared: Arc<Shared>,
+    limit: Duration,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread. `progress`: the data-parallel workers' phases (`None` on
-    /// one device); `what`: the config key and its value, for the message (e.g.
-    /// "train.step_timeout_s = 600"); `on_timeout` fires at most once, from the watchdog's
-    /// thread, with the message.
+    /// Starts the watchdog thread for steps of at most `limit` (`train.step_timeout_s`; a
+    /// run's first step gets ten times as long, for kernel compilation and autotuning).
+    /// `progress`: the data-parallel workers' phases (`None` on one device); `on_timeout` fires
+    /// at most once, from the watchdog's thread, with the message.
     pub fn start(
         progress: Option<Arc<StepProgress>>,
-        what: String,
+        limit: Duration,
         on_timeout: OnTimeout,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
+        let what = format!(
+            "train.step_timeout_s = {}, ten times that for a run's first step",
+            seconds(limit.as_secs_f64())
+        );
         let thread = std::thread::Builder::new()
             .name("step-watchdog".into())
             .spawn(move || watch(&s, progress.as_deref(), &what, on_timeout))?;
         Ok(Self {
             shared,
+            limit,
             thread: Some(thread),
         })
     }
 
-    /// Optimizer step `step` must be done within `limit` from now (replaces an armed step).
-    pub fn arm(&self, step: u64, limit: Duration) {
+    /// Optimizer step `step` must be done within the limit from now (ten times it when `first`,
+    /// the run's first step); replaces an armed step.
+    pub fn arm(&self, step: u64, first: bool) {
+        let limit = if first { 10 * self.limit } else { self.limit };
         if let Ok(mut st) = self.shared.state.lock() {
             st.armed = Some(Armed {
                 step,
@@ -283,11 +291,14 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    fn dog(progress: Option<Arc<StepProgress>>) -> (Watchdog, mpsc::Receiver<String>) {
+    fn dog(
+        progress: Option<Arc<StepProgress>>,
+        limit: Duration,
+    ) -> (Watchdog, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel();
         let w = Watchdog::start(
             progress,
-            "train.step_timeout_s = 0.05".into(),
+            limit,
             Box::new(move |m| {
                 let _ = tx.send(m);
             }),
@@ -300,10 +311,10 @@ mod tests {
     #[test]
     fn an_overrun_names_the_late_worker() {
         let p = Arc::new(StepProgress::new(vec!["cuda:0".into(), "cuda:1".into()]));
-        let (w, rx) = dog(Some(p.clone()));
+        let (w, rx) = dog(Some(p.clone()), Duration::from_millis(50));
         p.set(0, Phase::AllReduce);
         p.set(1, Phase::Gradients);
-        w.arm(7, Duration::from_millis(50));
+        w.arm(7, false);
         let m = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(m.starts_with("step 7 has not finished"), "{m}");
         assert!(
@@ -318,9 +329,9 @@ mod tests {
     /// Steps disarmed in time never fire, however many there are.
     #[test]
     fn steps_done_in_time_do_not_fire() {
-        let (w, rx) = dog(None);
+        let (w, rx) = dog(None, Duration::from_millis(1000));
         for t in 1..=20 {
-            w.arm(t, Duration::from_millis(1000));
+            w.arm(t, false);
             std::thread::sleep(Duration::from_millis(2));
             w.disarm();
         }
@@ -332,10 +343,10 @@ mod tests {
     /// Re-arming restarts the clock: only the step that overruns its own limit fires.
     #[test]
     fn arming_restarts_the_clock() {
-        let (w, rx) = dog(None);
-        w.arm(1, Duration::from_millis(500));
+        let (w, rx) = dog(None, Duration::from_millis(500));
+        w.arm(1, false);
         std::thread::sleep(Duration::from_millis(100));
-        w.arm(2, Duration::from_millis(500));
+        w.arm(2, false);
         std::thread::sleep(Duration::from_millis(100));
         assert!(rx.try_recv().is_err(), "fired although no step overran");
         let m = rx.recv_timeout(Duration::from_secs(10)).unwrap();
