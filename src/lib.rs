@@ -25,4 +25,5 @@ pub mod report;
 pub mod rl;
 pub mod run;
 pub mod sample;
+pub mod threads;
 pub mod train;
