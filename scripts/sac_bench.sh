@@ -7,7 +7,8 @@
 # act + environment step + update, and prints
 #   RESULT impl=<lmtrain|torch> env=... learning_starts=L steps=N seconds=S steps_per_s=X
 # This script ends with one line:
-#   SAC_RATIO env=Walker2d-v4 threads=T lmtrain_sps=<float> torch_sps=<float> ratio=<lmtrain/torch>
+#   SAC_RATIO env=Walker2d-v4 threads=T lmtrain_sps=<float> torch_sps=<float> ratio=<lmtrain/torch> cpu=<model>
+# The CPU's model is part of the line: the ratio differs between machines (BENCHMARKS.md).
 #
 #   scripts/sac_bench.sh [--steps N] [--learning-starts L] [--seed S] [--threads T]
 #                        (defaults 2000 5000 0 2)
@@ -99,5 +100,6 @@ if [ -z "$TORCH_SPS" ]; then
   exit 1
 fi
 window_ok "$LOG_DIR/torch.result" torch
-awk -v env="$ENV_ID" -v t="$THREADS" -v a="$LMTRAIN_SPS" -v b="$TORCH_SPS" \
-  'BEGIN { printf "SAC_RATIO env=%s threads=%s lmtrain_sps=%s torch_sps=%s ratio=%.3f\n", env, t, a, b, a / b }'
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 | tr -s ' ' '_')
+awk -v env="$ENV_ID" -v t="$THREADS" -v a="$LMTRAIN_SPS" -v b="$TORCH_SPS" -v cpu="${CPU_MODEL:-unknown}" \
+  'BEGIN { printf "SAC_RATIO env=%s threads=%s lmtrain_sps=%s torch_sps=%s ratio=%.3f cpu=%s\n", env, t, a, b, a / b, cpu }'
