@@ -44,7 +44,8 @@ pub struct TrainArgs {
     /// Continue the run in RUN_DIR from its latest checkpoint, up to train.max_steps. May come
     /// with the run's --config and --set flags; only train.max_steps, train.log_every, the
     /// train.on_nonfinite keys, train.step_timeout_s, device (one device or a data-parallel
-    /// list), checkpoint.* and eval.* may differ (and model.fused_ops for a language model); a
+    /// list), checkpoint.* and eval.* may differ (and model.fused_ops, model.bf16_matmuls and
+    /// model.flash_attention for a language model); a
     /// refusal names what differs.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
@@ -84,6 +85,12 @@ pub enum Command {
     /// step reproduces the single-device step (bit for bit on one device); then time the
     /// all-reduce of a buffer. Prints CHECK and RESULT lines; fails when a check does.
     CheckNccl(CheckNcclArgs),
+    /// Time the GEMMs of one training step's linears one by one (forward, input and weight
+    /// gradients of qkv, proj, fc, fc_proj and the tied LM head) in f32 and, where the device
+    /// has it, with bf16 operands: one `GEMM` line each (median ms, TFLOP/s, error against f64
+    /// on sampled entries) and a `GEMM_STEP` line per implementation (scripts/gemm_bench.sh
+    /// puts it beside PyTorch).
+    GemmBench(GemmBenchArgs),
     /// Fill the GPU kernel cache for a config ahead of its run: a throw-away run of a few
     /// training steps, one validation and one generation evaluation on the chosen device, so
     /// that kernel compilation and autotuning happen now. The cache is $LMTRAIN_KERNEL_CACHE
@@ -330,6 +337,31 @@ pub struct CheckOpsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct GemmBenchArgs {
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Model shape: "b" (12 layers, width 768, 16 × 1024 tokens, vocabulary 50304), "a" (6,
+    /// 384, 64 × 256, 8192) or "tiny".
+    #[arg(long, default_value = "b")]
+    pub shape: String,
+    /// Timed repetitions of each GEMM (the median is reported).
+    #[arg(long, default_value_t = 20, value_parser = crate::config::ranges::flag_usize("gemm-bench --reps"))]
+    pub reps: usize,
+    /// Untimed repetitions first (kernel compilation and autotuning).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Rows and columns of C sampled for the error against f64.
+    #[arg(long, default_value_t = 32, value_parser = crate::config::ranges::flag_usize("gemm-bench --samples"))]
+    pub samples: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Only the GEMMs whose name contains this (e.g. "lm_head" or ".dw").
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct CheckNcclArgs {
     /// CUDA device indices, comma-separated, one worker each (e.g. 0,1,2,3).
     #[arg(long, default_value = "0", value_delimiter = ',')]
@@ -493,6 +525,18 @@ pub fn run() -> Result<()> {
             })
         }
         Some(Command::CheckNccl(a)) => check_nccl_command(a),
+        Some(Command::GemmBench(a)) => {
+            crate::bench::gemm::run(&crate::bench::gemm::GemmBenchOptions {
+                device: a.device,
+                shape: a.shape,
+                reps: a.reps,
+                warmup: a.warmup,
+                samples: a.samples,
+                seed: a.seed,
+                only: a.only,
+            })?;
+            Ok(())
+        }
         Some(Command::Warmup(args)) => warmup_command(args),
         Some(Command::Report(args)) => report_command(args),
         Some(Command::Rollout(args)) => rollout_command(args),

@@ -225,9 +225,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         }
     }
     let mut gpt = Gpt::new(GptShape::from(&config.model));
-    if config.model.fused_ops {
-        gpt.compute = crate::model::Compute::all_fused();
-    }
+    gpt.compute = config.model.compute();
     let n_params = count(gpt.specs());
     // A new run may start from a Hugging Face model (model.init_from); a resumed one never does.
     let init = match &resume_from {
@@ -254,14 +252,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
             data.tokenizer.vocab_size(),
             n_params as f64 / 1e6
         ),
-        format!(
-            "compute: {}",
-            if config.model.fused_ops {
-                "fused ops (attention, LayerNorm, cross-entropy with closed-form backward; gather embedding)"
-            } else {
-                "burn's plain ops"
-            }
-        ),
+        format!("compute: {}", config.model.describe_compute()),
     ];
     header.extend(data.notes.iter().cloned());
     match &resume_from {

@@ -104,6 +104,8 @@ fn bench_config(o: &BenchOptions) -> Config {
             init_from: None,
             // Unused: run_bench sets the model's compute from the bench options itself.
             fused_ops: false,
+            bf16_matmuls: false,
+            flash_attention: false,
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {

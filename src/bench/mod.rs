@@ -5,5 +5,6 @@
 #[cfg(feature = "cuda")]
 pub mod check_nccl;
 pub mod check_ops;
+pub mod gemm;
 pub mod gpt_step;
 pub mod permutation_task;

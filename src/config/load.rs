@@ -273,7 +273,8 @@ impl Config {
     }
 
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
-    /// `train.log_every`, `model.fused_ops` (the same function computed another way),
+    /// `train.log_every`, `model.fused_ops`, `model.bf16_matmuls` and `model.flash_attention`
+    /// (how the same model is computed),
     /// `device` (one device or a data-parallel list: the checkpoint keeps the global data
     /// cursor), `checkpoint.*` and `eval.*`.
     pub fn incompatible_keys(&self, other: &Config) -> Result<Vec<String>> {
@@ -281,7 +282,7 @@ impl Config {
     }
 
     /// Keys and tables a resume may change (the rest must equal the run's).
-    pub const RESUMABLE: ([&'static str; 8], [&'static str; 2]) = (
+    pub const RESUMABLE: ([&'static str; 10], [&'static str; 2]) = (
         [
             "train.max_steps",
             "train.log_every",
@@ -290,6 +291,8 @@ impl Config {
             "train.max_rollbacks",
             "train.step_timeout_s",
             "model.fused_ops",
+            "model.bf16_matmuls",
+            "model.flash_attention",
             "device",
         ],
         ["checkpoint", "eval"],
@@ -389,5 +392,37 @@ mod tests {
             absolute_override("model.init_from", s("hf:")).unwrap(),
             s("hf:")
         );
+    }
+
+    /// How the model is computed may change on resume; what it is may not. And the three keys
+    /// reach the model's compute switches.
+    #[test]
+    fn compute_keys_may_change_on_resume_and_set_the_switches() {
+        let base =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cases/base.toml");
+        let saved = load_config(&base, &[]).unwrap().config;
+        let changed = load_config(
+            &base,
+            &[
+                "model.fused_ops=true".into(),
+                "model.bf16_matmuls=true".into(),
+                "model.flash_attention=true".into(),
+            ],
+        )
+        .unwrap()
+        .config;
+        assert!(changed.incompatible_keys(&saved).unwrap().is_empty());
+        let wider = load_config(&base, &["model.n_embd=64".into()])
+            .unwrap()
+            .config;
+        assert_eq!(
+            wider.incompatible_keys(&saved).unwrap(),
+            vec!["model.n_embd"]
+        );
+
+        assert_eq!(saved.model.compute(), crate::model::Compute::default());
+        let c = changed.model.compute();
+        assert!(c.bf16_matmuls && c.flash_attention && c.fused_attention && c.gather_embedding);
+        assert!(changed.model.describe_compute().contains("bf16"));
     }
 }

@@ -179,6 +179,8 @@ pub const RULES: &[Rule] = &[
     rule("check-ops --max-rel-f32", POSITIVE, ""),
     rule("check-nccl --mib", POSITIVE, " (MiB)"),
     rule("check-ops --max-rel-bf16", POSITIVE, ""),
+    rule("gemm-bench --reps", AT_LEAST_ONE, ""),
+    rule("gemm-bench --samples", AT_LEAST_ONE, ""),
     rule("warmup --steps", AT_LEAST_ONE, ""),
     rule("expert eval --episodes", AT_LEAST_ONE, ""),
     rule("expert export --episodes", AT_LEAST_ONE, ""),

@@ -60,11 +60,53 @@ pub struct ModelConfig {
     /// up to float rounding, with less memory kept for the backward pass.
     #[serde(default)]
     pub fused_ops: bool,
+    /// Every matmul's operands cast to bf16 and the products back to f32
+    /// ([`crate::model::Compute::bf16_matmuls`]): not the same function (operands rounded to 8
+    /// significant bits), for tensor-core speed on a GPU. Default false.
+    #[serde(default)]
+    pub bf16_matmuls: bool,
+    /// Causal attention's forward pass by the backend's own attention kernel
+    /// ([`crate::model::Compute::flash_attention`]): the same function up to rounding. Default
+    /// false.
+    #[serde(default)]
+    pub flash_attention: bool,
     /// Initial weights instead of a random init: "hf:DIR", a Hugging Face GPT-2 directory
     /// (config.json, model.safetensors, tokenizer.json). Relative DIRs resolve against the config
     /// file's directory. The other model keys must agree with DIR's config.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<String>,
+}
+
+impl ModelConfig {
+    /// How the model is computed: `fused_ops` switches on [`crate::model::Compute::all_fused`],
+    /// and `bf16_matmuls` and `flash_attention` their own alternatives.
+    pub fn compute(&self) -> crate::model::Compute {
+        let mut c = if self.fused_ops {
+            crate::model::Compute::all_fused()
+        } else {
+            crate::model::Compute::default()
+        };
+        c.bf16_matmuls = self.bf16_matmuls;
+        c.flash_attention = self.flash_attention;
+        c
+    }
+
+    /// The compute line of a run's log.
+    pub fn describe_compute(&self) -> String {
+        let mut parts = vec![if self.fused_ops {
+            "fused ops (attention, LayerNorm, cross-entropy with closed-form backward; gather embedding)"
+        } else {
+            "burn's plain ops"
+        }
+        .to_string()];
+        if self.bf16_matmuls {
+            parts.push("bf16 matmul operands (f32 products)".into());
+        }
+        if self.flash_attention {
+            parts.push("the backend's attention kernel for causal attention's forward pass".into());
+        }
+        parts.join("; ")
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

@@ -189,9 +189,7 @@ pub fn landscape(req: &LmLandscapeRequest) -> Result<Vec<LmPoint>> {
     let device = crate::device::choose_device(crate::device::DeviceChoice::parse(req.device)?)?;
     let device = device.device;
     let mut gpt = host.gpt;
-    if config.model.fused_ops {
-        gpt.compute = crate::model::Compute::all_fused();
-    }
+    gpt.compute = config.model.compute();
     let specs = gpt.specs().to_vec();
     let mut scorer = GenerationScorer::new(
         config.eval.clone(),

@@ -3,6 +3,7 @@
 pub mod activation;
 #[cfg(test)]
 mod compute_tests;
+pub mod cublaslt;
 pub mod fused;
 pub mod gpt;
 pub mod params;

@@ -213,6 +213,8 @@ fn ten_optimizer_steps_match_pytorch() {
             activation: Activation::Exact,
             init_from: None,
             fused_ops: false,
+            bf16_matmuls: false,
+            flash_attention: false,
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {

@@ -1,0 +1,400 @@
+//! `lmtrain gemm-bench`: the GEMMs of one training step's linears, timed one by one on a device
+//! (issue 18's table: which matmul route to take on the GPU).
+//!
+//! For every linear of the GPT (per layer: qkv, proj, fc, fc_proj; once: the tied LM head) the
+//! three GEMMs of a training step: the forward product, the input gradient dX = dY·Wᵀ and the
+//! weight gradient dW = Xᵀ·dY, with the operands stored as the model stores them (weights
+//! `[in, out]`, the LM head's `wte` `[vocab, width]` used transposed). Each implementation runs
+//! every GEMM `warmup` times, then `reps` times with a device sync after each, and prints
+//!
+//! `GEMM impl=<burn_f32|burn_bf16> gemm=<linear>.<fwd|dx|dw> m= n= k= trans_a= trans_b= count=
+//!  median_ms= tflops= rel_err=`
+//!
+//! TFLOP/s counts 2·m·n·k per product; bf16 times include the casts of both operands to bf16 and
+//! of the product back to f32, as the model pays them. `rel_err` is max|C − C_ref| / max|C_ref|
+//! over `samples` × `samples` entries of C (sampled rows × sampled columns), C_ref computed on the
+//! host in f64 from the operands. `count` is how many times one training step runs this GEMM.
+//! `scripts/gemm_bench.sh` runs this beside PyTorch (`scripts/gemm_bench_torch.py`).
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use burn::tensor::{Device, Distribution, FloatDType, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::device::{choose_device, DeviceChoice};
+
+/// One GEMM: row-major C `[m, n]` = op(A)·op(B), A stored `[m, k]` (`[k, m]` when `trans_a`),
+/// B stored `[k, n]` (`[n, k]` when `trans_b`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmSpec {
+    pub name: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    /// How many times one training step runs it (the per-layer GEMMs once per layer).
+    pub count: usize,
+}
+
+impl GemmSpec {
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+/// A model shape: layers, width, tokens per step (batch × sequence), vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmShape {
+    pub layers: usize,
+    pub width: usize,
+    pub tokens: usize,
+    pub vocab: usize,
+}
+
+impl GemmShape {
+    /// `a` and `b`: configs A and B of `../shared/bench/torch_gpt_bench.py` (BENCHMARKS.md);
+    /// `tiny`: for tests.
+    pub fn named(name: &str) -> Result<Self> {
+        Ok(match name {
+            "a" => Self {
+                layers: 6,
+                width: 384,
+                tokens: 64 * 256,
+                vocab: 8192,
+            },
+            "b" => Self {
+                layers: 12,
+                width: 768,
+                tokens: 16 * 1024,
+                vocab: 50304,
+            },
+            "tiny" => Self {
+                layers: 2,
+                width: 16,
+                tokens: 24,
+                vocab: 40,
+            },
+            other => bail!("--shape {other:?}: use a, b or tiny"),
+        })
+    }
+
+    /// The step's GEMMs, in the order of the model's linears.
+    pub fn gemms(&self) -> Vec<GemmSpec> {
+        let (d, t) = (self.width, self.tokens);
+        let mut out = Vec::new();
+        let mut linear = |name: &str, i: usize, o: usize, count: usize| {
+            let g = |pass: &str, m, n, k, trans_a, trans_b| GemmSpec {
+                name: format!("{name}.{pass}"),
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b,
+                count,
+            };
+            // Y [t, o] = X [t, i] · W [i, o]; dX = dY · Wᵀ; dW = Xᵀ · dY.
+            out.push(g("fwd", t, o, i, false, false));
+            out.push(g("dx", t, i, o, false, true));
+            out.push(g("dw", i, o, t, true, false));
+        };
+        linear("qkv", d, 3 * d, self.layers);
+        linear("proj", d, d, self.layers);
+        linear("fc", d, 4 * d, self.layers);
+        linear("fc_proj", 4 * d, d, self.layers);
+        // The tied head: logits [t, V] = X · wteᵀ (wte [V, d]); dX = dlogits · wte;
+        // dwte [V, d] = dlogitsᵀ · X.
+        let v = self.vocab;
+        out.push(GemmSpec {
+            name: "lm_head.fwd".into(),
+            m: t,
+            n: v,
+            k: d,
+            trans_a: false,
+            trans_b: true,
+            count: 1,
+        });
+        out.push(GemmSpec {
+            name: "lm_head.dx".into(),
+            m: t,
+            n: d,
+            k: v,
+            trans_a: false,
+            trans_b: false,
+            count: 1,
+        });
+        out.push(GemmSpec {
+            name: "lm_head.dw".into(),
+            m: v,
+            n: d,
+            k: t,
+            trans_a: true,
+            trans_b: false,
+            count: 1,
+        });
+        out
+    }
+}
+
+pub struct GemmBenchOptions {
+    pub device: String,
+    pub shape: String,
+    pub reps: usize,
+    pub warmup: usize,
+    pub samples: usize,
+    pub seed: u64,
+    /// Only GEMMs whose name contains this.
+    pub only: Option<String>,
+}
+
+/// One measured GEMM.
+#[derive(Clone, Debug)]
+pub struct GemmResult {
+    pub spec: GemmSpec,
+    pub implementation: &'static str,
+    pub median_ms: f64,
+    pub rel_err: f64,
+}
+
+impl GemmResult {
+    pub fn line(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "GEMM impl={} gemm={} m={} n={} k={} trans_a={} trans_b={} count={} median_ms={:.4} tflops={:.2} rel_err={:.3e}",
+            self.implementation,
+            s.name,
+            s.m,
+            s.n,
+            s.k,
+            u8::from(s.trans_a),
+            u8::from(s.trans_b),
+            s.count,
+            self.median_ms,
+            s.flops() / (self.median_ms * 1e-3) / 1e12,
+            self.rel_err
+        )
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn host(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("cannot read a tensor back: {e:?}"))
+}
+
+/// Times one GEMM with one implementation and measures its error on sampled entries.
+fn measure(
+    spec: &GemmSpec,
+    bf16: bool,
+    o: &GemmBenchOptions,
+    device: &Device,
+) -> Result<GemmResult> {
+    let (a_shape, b_shape) = (
+        if spec.trans_a {
+            [spec.k, spec.m]
+        } else {
+            [spec.m, spec.k]
+        },
+        if spec.trans_b {
+            [spec.n, spec.k]
+        } else {
+            [spec.k, spec.n]
+        },
+    );
+    let a_buf = Tensor::<2>::random(a_shape, Distribution::Normal(0.0, 1.0), device);
+    let b_buf = Tensor::<2>::random(b_shape, Distribution::Normal(0.0, 1.0), device);
+    let run = || {
+        let a = if spec.trans_a {
+            a_buf.clone().transpose()
+        } else {
+            a_buf.clone()
+        };
+        let b = if spec.trans_b {
+            b_buf.clone().transpose()
+        } else {
+            b_buf.clone()
+        };
+        if bf16 {
+            a.cast(FloatDType::BF16)
+                .matmul(b.cast(FloatDType::BF16))
+                .cast(FloatDType::F32)
+        } else {
+            a.matmul(b)
+        }
+    };
+    let sync = || {
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+    };
+    for _ in 0..o.warmup {
+        drop(run());
+        sync()?;
+    }
+    let mut times = Vec::with_capacity(o.reps);
+    let mut last = None;
+    for _ in 0..o.reps {
+        sync()?;
+        let t = Instant::now();
+        let c = run();
+        sync()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        last = Some(c);
+    }
+    let c = last.unwrap_or_else(run);
+
+    // The error on sampled rows × sampled columns, against f64 on the host.
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ spec.m as u64 ^ ((spec.n as u64) << 20));
+    let rows: Vec<usize> = (0..o.samples.min(spec.m))
+        .map(|_| rng.random_range(0..spec.m))
+        .collect();
+    let cols: Vec<usize> = (0..o.samples.min(spec.n))
+        .map(|_| rng.random_range(0..spec.n))
+        .collect();
+    let (a, b) = (host(a_buf)?, host(b_buf)?);
+    let a_at = |i: usize, l: usize| {
+        if spec.trans_a {
+            a[l * spec.m + i]
+        } else {
+            a[i * spec.k + l]
+        }
+    };
+    let b_at = |l: usize, j: usize| {
+        if spec.trans_b {
+            b[j * spec.k + l]
+        } else {
+            b[l * spec.n + j]
+        }
+    };
+    let index = Tensor::<1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(
+            rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+            [rows.len()],
+        ),
+        device,
+    );
+    let got = host(c.select(0, index))?;
+    let (mut worst, mut scale) = (0.0f64, 0.0f64);
+    for (ri, &i) in rows.iter().enumerate() {
+        for &j in &cols {
+            let reference: f64 = (0..spec.k)
+                .map(|l| a_at(i, l) as f64 * b_at(l, j) as f64)
+                .sum();
+            worst = worst.max((got[ri * spec.n + j] as f64 - reference).abs());
+            scale = scale.max(reference.abs());
+        }
+    }
+    Ok(GemmResult {
+        spec: spec.clone(),
+        implementation: if bf16 { "burn_bf16" } else { "burn_f32" },
+        median_ms: median(times),
+        rel_err: worst / scale.max(f64::MIN_POSITIVE),
+    })
+}
+
+/// Runs the table on the chosen device, printing one `GEMM` line per GEMM and implementation
+/// (bf16 only where the device has it) and a `GEMM_STEP` line per implementation: the step's
+/// total GEMM time, each GEMM weighted by its count.
+pub fn run(o: &GemmBenchOptions) -> Result<Vec<GemmResult>> {
+    if o.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    crate::kernel_cache::configure(None)?;
+    let shape = GemmShape::named(&o.shape)?;
+    let chosen = choose_device(DeviceChoice::parse(&o.device)?)?;
+    eprintln!(
+        "[lmtrain] gemm-bench on {} with {shape:?}",
+        chosen.description
+    );
+    let gemms: Vec<GemmSpec> = shape
+        .gemms()
+        .into_iter()
+        .filter(|g| o.only.as_ref().is_none_or(|s| g.name.contains(s.as_str())))
+        .collect();
+    if gemms.is_empty() {
+        bail!("--only {:?} matches none of the GEMMs", o.only);
+    }
+    let mut impls = vec![false];
+    if crate::model::fused::check::has_bf16(&chosen.device) {
+        impls.push(true);
+    } else {
+        println!("SKIP impl=burn_bf16: this device has no bf16");
+    }
+    let mut out = Vec::new();
+    for bf16 in impls {
+        let mut step_ms = 0.0;
+        let mut step_flops = 0.0;
+        for g in &gemms {
+            let r = measure(g, bf16, o, &chosen.device)?;
+            println!("{}", r.line());
+            step_ms += r.median_ms * g.count as f64;
+            step_flops += g.flops() * g.count as f64;
+            out.push(r);
+        }
+        println!(
+            "GEMM_STEP impl={} shape={} gemms={} step_ms={:.3} tflops={:.2}",
+            if bf16 { "burn_bf16" } else { "burn_f32" },
+            o.shape,
+            gemms.len(),
+            step_ms,
+            step_flops / (step_ms * 1e-3) / 1e12
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// B's step: 4 linears × 3 GEMMs × 12 layers + the head's 3; 6·N·T FLOPs of weight
+    /// products per token as the usual estimate counts them (2 forward + 4 backward).
+    #[test]
+    fn the_step_has_the_models_gemms_and_flops() {
+        let s = GemmShape::named("b").unwrap();
+        let g = s.gemms();
+        assert_eq!(g.len(), 15);
+        let total: f64 = g.iter().map(|g| g.flops() * g.count as f64).sum();
+        let d = s.width as f64;
+        let params = s.layers as f64 * 12.0 * d * d + s.vocab as f64 * d;
+        assert!((total - 6.0 * params * s.tokens as f64).abs() < 1e-6 * total);
+    }
+
+    /// On the CPU: the products are right (f32 to rounding) and the lines parse.
+    #[test]
+    fn tiny_table_on_the_cpu() {
+        let o = GemmBenchOptions {
+            device: "cpu".into(),
+            shape: "tiny".into(),
+            reps: 2,
+            warmup: 1,
+            samples: 8,
+            seed: 1,
+            only: None,
+        };
+        let r = run(&o).unwrap();
+        assert!(r.len() >= 15);
+        for x in &r {
+            let bound = if x.implementation == "burn_bf16" {
+                2e-2
+            } else {
+                1e-5
+            };
+            assert!(x.rel_err < bound, "{}", x.line());
+            assert!(x.median_ms > 0.0 && x.line().contains(&format!("gemm={}", x.spec.name)));
+        }
+    }
+}

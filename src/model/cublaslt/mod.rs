@@ -1,0 +1,10 @@
+//! The cuBLASLt route for the GPT's linears (issue 18): bf16 operands, f32 accumulation, the bias
+//! add fused into the forward GEMM's epilogue and the bias gradient into a backward GEMM's.
+//!
+//! cuBLASLt is column-major and the project's tensors are row-major, so every call goes through
+//! one mapping, [`layout::LtGemm::from_row_major`], which a CPU test checks against a reference
+//! column-major GEMM with cuBLASLt's semantics. The op that issues the calls on cubecl's stream
+//! needs the CUDA backend and is built on this mapping; the design, with the sources it rests on,
+//! is in `docs/design/cublaslt-linear.md`.
+
+pub mod layout;
