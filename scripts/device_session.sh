@@ -6,6 +6,8 @@
 #   bash device/run.sh bash scripts/device_session.sh OUT_DIR [BUDGET_SECONDS]
 #
 # Steps (each skipped when too little of the budget is left, each under its own timeout):
+#   gemm-table: scripts/gemm_bench.sh --shape b (config B's linear GEMMs, burn f32/bf16 beside
+#      PyTorch TF32/bf16, TFLOP/s and errors; GEMM_RATIO line): issue 18's deciding table
 #   0. lmtrain check-ops --shapes gpu: every fused op against burn's plain ops on the GPU
 #      nccl-smoke: lmtrain check-nccl --devices 0 (≤ 60 s): NCCL found and loaded, a one-rank
 #      communicator, the all-reduced mean, the data-parallel step against the single-device
@@ -32,7 +34,7 @@
 # session, unpacked before anything runs). The next session's call (the carried cache holds the
 # plain-op kernels of session 2's H200 run; the fused ops compile fresh):
 #   CARRIED_CACHE=device/kernel-cache-h200.tar.xz RUN_STEPS=100 \
-#   ONLY="check-ops nccl-smoke train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
+#   ONLY="gemm-table check-ops nccl-smoke train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
 #     bash device/run.sh bash scripts/device_session.sh $OUT 520
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +96,7 @@ if [ -n "${CARRIED_CACHE:-}" ]; then
 fi
 say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
+step gemm-table 90 150 env LMTRAIN="$LMTRAIN" bash scripts/gemm_bench.sh --shape b --device cuda --reps 20
 step check-ops 60 120 "$LMTRAIN" check-ops --shapes gpu
 step nccl-smoke 30 60 "$LMTRAIN" check-nccl --devices 0 --mib 256
 step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The GEMMs of one training step's linears, lmtrain (burn) beside PyTorch, on one device
+# (issue 18's table for choosing the GPU matmul route):
+#   lmtrain gemm-bench             burn_f32 (TF32 on cubecl), burn_bf16 (casts included)
+#   scripts/gemm_bench_torch.py    torch_tf32, torch_bf16 (casts included)
+# each GEMM's median of --reps timed runs in TFLOP/s with its error against float64 on sampled
+# entries, then a table, and one line of step totals (each GEMM weighted by how often a step runs it):
+#   GEMM_RATIO shape=S device=D burn_bf16_ms=… torch_bf16_ms=… bf16_ratio=<torch/burn>
+#              burn_f32_ms=… torch_tf32_ms=… f32_ratio=<torch/burn>
+#
+#   scripts/gemm_bench.sh [--shape b|a|tiny] [--device cuda|cpu] [--reps 20] [--only SUBSTRING]
+#
+# LMTRAIN=path overrides target/release/lmtrain; PYTHON=path a python with torch (default python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SHAPE=b
+DEVICE=cuda
+REPS=20
+ONLY=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --shape) SHAPE=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --only) ONLY=(--only "$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "gemm_bench: unknown argument '$1' (use --shape, --device, --reps, --only)" >&2; exit 2 ;;
+  esac
+done
+LMTRAIN=${LMTRAIN:-target/release/lmtrain}
+PYTHON=${PYTHON:-python3}
+[ -x "$LMTRAIN" ] || { echo "gemm_bench: $LMTRAIN is missing; run scripts/setup.sh (or cargo build --release)" >&2; exit 1; }
+case "$DEVICE" in
+  cpu) TORCH_DEVICE=cpu ;;
+  cuda|cuda:*) TORCH_DEVICE=$DEVICE ;;
+  *) echo "gemm_bench: --device $DEVICE: use cuda, cuda:N or cpu" >&2; exit 2 ;;
+esac
+
+LOG_DIR=$(mktemp -d)
+trap 'rm -rf "$LOG_DIR"' EXIT
+"$LMTRAIN" gemm-bench --device "$DEVICE" --shape "$SHAPE" --reps "$REPS" "${ONLY[@]}" | tee "$LOG_DIR/burn.txt"
+"$PYTHON" scripts/gemm_bench_torch.py --device "$TORCH_DEVICE" --shape "$SHAPE" --reps "$REPS" "${ONLY[@]}" \
+  | tee "$LOG_DIR/torch.txt"
+
+python3 - "$LOG_DIR/burn.txt" "$LOG_DIR/torch.txt" "$SHAPE" "$DEVICE" <<'PY'
+import sys
+
+def parse(path):
+    rows, steps = {}, {}
+    for line in open(path):
+        kind, *kv = line.split()
+        d = dict(x.split("=", 1) for x in kv)
+        if kind == "GEMM":
+            rows[(d["impl"], d["gemm"])] = d
+        elif kind == "GEMM_STEP":
+            steps[d["impl"]] = float(d["step_ms"])
+    return rows, steps
+
+rows, steps = parse(sys.argv[1])
+r2, s2 = parse(sys.argv[2])
+rows.update(r2)
+steps.update(s2)
+impls = ["burn_f32", "torch_tf32", "burn_bf16", "torch_bf16"]
+names = list(dict.fromkeys(g for (_, g) in rows))
+print("\n| GEMM | m × n × k | count | " + " | ".join(f"{i} TFLOP/s (rel err)" for i in impls) + " |")
+print("| --- | --- | ---: | " + " | ".join("---:" for _ in impls) + " |")
+for g in names:
+    any_row = next(rows[(i, g)] for i in impls if (i, g) in rows)
+    cells = []
+    for i in impls:
+        d = rows.get((i, g))
+        cells.append(f"{float(d['tflops']):.1f} ({float(d['rel_err']):.1e})" if d else "—")
+    print(f"| {g} | {any_row['m']} × {any_row['n']} × {any_row['k']} | {any_row['count']} | " + " | ".join(cells) + " |")
+def ratio(ref, ours):
+    return f"{steps[ref] / steps[ours]:.3f}" if ref in steps and ours in steps else "n/a"
+fmt = lambda i: f"{steps[i]:.3f}" if i in steps else "n/a"
+print(f"\nGEMM_RATIO shape={sys.argv[3]} device={sys.argv[4]} burn_bf16_ms={fmt('burn_bf16')} "
+      f"torch_bf16_ms={fmt('torch_bf16')} bf16_ratio={ratio('torch_bf16', 'burn_bf16')} "
+      f"burn_f32_ms={fmt('burn_f32')} torch_tf32_ms={fmt('torch_tf32')} f32_ratio={ratio('torch_tf32', 'burn_f32')}")
+PY
