@@ -7,4 +7,10 @@
 //! needs the CUDA backend and is built on this mapping; the design, with the sources it rests on,
 //! is in `docs/design/cublaslt-linear.md`.
 
+mod autodiff;
 pub mod layout;
+pub mod ops;
+#[cfg(test)]
+mod tests;
+
+pub use ops::{linear_bf16, LtOps};

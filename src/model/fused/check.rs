@@ -4,7 +4,7 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::module::layer_norm as plain_layer_norm;
-use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Distribution, FloatDType, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 
 /// The sizes of the random inputs.
@@ -230,6 +230,56 @@ fn check_bias(s: CheckShapes, device: &Device) -> OpCheck {
     }
 }
 
+/// The bf16 linear ([`crate::model::cublaslt::linear_bf16`]) against burn's f32 matmul and add:
+/// with the bias (`w` `[in, out]`, as the qkv linear) and without it (`w` `[out, in]`
+/// transposed, as the tied LM head). Inputs and output weights are bf16-representable, so the
+/// op's casts round nothing and the two sides differ by accumulation order (and TF32 on cubecl).
+fn check_linear(s: CheckShapes, head: bool, device: &Device) -> OpCheck {
+    let exact = |t: Tensor<2>| t.cast(FloatDType::BF16).cast(FloatDType::F32);
+    let (r, c) = (s.rows, s.width);
+    let n = if head { s.vocab } else { 3 * c };
+    let x = exact(random([r, c], device));
+    let w = exact(random(if head { [n, c] } else { [c, n] }, device));
+    let b = exact(random([1, n], device));
+    let weights = exact(random([r, n], device));
+    let ours = |[x, w, b]: [Tensor<2>; 3]| {
+        let bias = (!head).then(|| b.clone().reshape([n]));
+        // Without a bias, b still takes part (times zero) so that every input gets a gradient.
+        let y = crate::model::cublaslt::linear_bf16(x, w, bias, head);
+        if head {
+            y + b * 0.0
+        } else {
+            y
+        }
+    };
+    let plain = |[x, w, b]: [Tensor<2>; 3]| {
+        if head {
+            x.matmul(w.transpose()) + b * 0.0
+        } else {
+            x.matmul(w) + b
+        }
+    };
+    let (fused, [fx, fw, fb]) = output_and_grads([x.clone(), w.clone(), b.clone()], ours, &weights);
+    let (plain, [px, pw, pb]) = output_and_grads([x, w, b], plain, &weights);
+    let mut deviations = vec![
+        deviation("out", fused, plain),
+        deviation("dx", fx, px),
+        deviation("dw", fw, pw),
+    ];
+    if !head {
+        deviations.push(deviation("dbias", fb, pb));
+    }
+    OpCheck {
+        op: if head {
+            format!("linear bf16, LM head [{r},{c}]x[{n},{c}]^T")
+        } else {
+            format!("linear bf16 [{r},{c}]x[{c},{n}]+b")
+        },
+        bf16: true,
+        deviations,
+    }
+}
+
 fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
     let (r, v) = (s.rows, s.vocab);
     let logits = random([r, v], device) * 2.0;
@@ -272,6 +322,10 @@ pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck
     checks.push(check_bias(shapes, device));
     checks.push(check_cross_entropy(shapes, seed, device));
     checks.push(check_attention(shapes, 0, false, flash, device));
+    if has_bf16(device) {
+        checks.push(check_linear(shapes, false, device));
+        checks.push(check_linear(shapes, true, device));
+    }
     checks
 }
 

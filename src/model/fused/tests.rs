@@ -39,7 +39,7 @@ fn bf16_attention_is_close_but_really_bf16() {
 #[test]
 fn every_check_covers_the_output_and_each_gradient() {
     let checks = checks();
-    assert_eq!(checks.len(), 7);
+    assert_eq!(checks.len(), 9);
     let names: Vec<Vec<&str>> = checks
         .iter()
         .map(|c| c.deviations.iter().map(|d| d.tensor).collect())
@@ -49,4 +49,21 @@ fn every_check_covers_the_output_and_each_gradient() {
     assert_eq!(names[4], ["out", "dx", "dbias"]);
     assert_eq!(names[5], ["loss", "dlogits"]);
     assert_eq!(names[6], ["out", "dq", "dk", "dv"]);
+    assert_eq!(names[7], ["out", "dx", "dw", "dbias"]);
+    assert_eq!(names[8], ["out", "dx", "dw"]);
+}
+
+/// The bf16 linear's checks feed it bf16-representable values: on the CPU it then agrees with
+/// the f32 plain ops to f32 rounding, so a wrong gradient cannot hide under bf16's tolerance.
+#[test]
+fn bf16_linear_checks_agree_to_f32_rounding_on_exact_inputs() {
+    let checks = checks();
+    let linear: Vec<&OpCheck> = checks
+        .iter()
+        .filter(|c| c.op.starts_with("linear bf16"))
+        .collect();
+    assert_eq!(linear.len(), 2);
+    for c in linear {
+        assert!(c.bf16 && c.worst() < 1e-5, "{c:?}");
+    }
 }
