@@ -83,7 +83,7 @@ fn check_ops_prints_one_passing_line_per_op() {
     let out = run_ok(lmtrain().args(["check-ops", "--device", "cpu"]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("CHECK ")).collect();
-    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(lines.len(), 9, "{stdout}");
     for line in &lines {
         assert!(line.ends_with(" ok"), "{line}");
     }
@@ -91,6 +91,9 @@ fn check_ops_prints_one_passing_line_per_op() {
     assert!(lines
         .iter()
         .any(|l| l.contains("op=\"bias ") && l.contains("dbias=")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("op=\"linear bf16 ") && l.contains("dw=") && l.contains("dbias=")));
 }
 
 /// A bound no real comparison can meet makes `check-ops` fail and say which lines.
