@@ -7,7 +7,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend};
@@ -60,6 +60,40 @@ impl<B: LtOps> Backward<B, 2> for LinearBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         gradients::<B, 2>(ops, grads);
+    }
+}
+
+/// One linear graph node over `nodes` (x, w and, with a bias, b): `forward` gets the bf16 x and
+/// w; the node keeps them for the backward pass when any parent is tracked.
+fn linear_node<B: LtOps, C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    w_out_in: bool,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    LinearBackward: Backward<B, N, State = Saved<B>>,
+{
+    let xb = bf16_of::<B>(x.into_primitive());
+    let wb = bf16_of::<B>(w.into_primitive());
+    match LinearBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = forward(xb.clone(), wb.clone());
+            prep.finish(
+                Saved {
+                    x: xb,
+                    w: wb,
+                    w_out_in,
+                },
+                y,
+            )
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(xb, wb)),
     }
 }
 
@@ -120,33 +154,11 @@ impl<B: LtOps, C: CheckpointStrategy> LtOps for Autodiff<B, C> {
         b: FloatTensor<Self>,
         w_out_in: bool,
     ) -> FloatTensor<Self> {
-        match LinearBackward
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (xb, wb) = (
-                    bf16_of::<B>(x.into_primitive()),
-                    bf16_of::<B>(w.into_primitive()),
-                );
-                let y = B::lt_linear_bias(xb.clone(), wb.clone(), b.into_primitive(), w_out_in);
-                prep.finish(
-                    Saved {
-                        x: xb,
-                        w: wb,
-                        w_out_in,
-                    },
-                    y,
-                )
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::linear_bf16(
-                x.into_primitive(),
-                w.into_primitive(),
-                b.into_primitive(),
-                w_out_in,
-            )),
-        }
+        let nodes = [x.node(), w.node(), b.node()];
+        let b = b.into_primitive();
+        linear_node::<B, C, 3>(nodes, x, w, w_out_in, |xb, wb| {
+            B::lt_linear_bias(xb, wb, b, w_out_in)
+        })
     }
 
     fn linear_bf16_no_bias(
@@ -154,31 +166,9 @@ impl<B: LtOps, C: CheckpointStrategy> LtOps for Autodiff<B, C> {
         w: FloatTensor<Self>,
         w_out_in: bool,
     ) -> FloatTensor<Self> {
-        match LinearBackward
-            .prepare::<C>([x.node(), w.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (xb, wb) = (
-                    bf16_of::<B>(x.into_primitive()),
-                    bf16_of::<B>(w.into_primitive()),
-                );
-                let y = B::lt_linear(xb.clone(), wb.clone(), w_out_in);
-                prep.finish(
-                    Saved {
-                        x: xb,
-                        w: wb,
-                        w_out_in,
-                    },
-                    y,
-                )
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::linear_bf16_no_bias(
-                x.into_primitive(),
-                w.into_primitive(),
-                w_out_in,
-            )),
-        }
+        let nodes = [x.node(), w.node()];
+        linear_node::<B, C, 2>(nodes, x, w, w_out_in, |xb, wb| {
+            B::lt_linear(xb, wb, w_out_in)
+        })
     }
 }
