@@ -5,12 +5,16 @@
 #   scripts/gemm_bench_torch.py    torch_tf32, torch_bf16 (casts included)
 # each GEMM's median of --reps timed runs in TFLOP/s with its error against float64 on sampled
 # entries, then a table, and one line of step totals (each GEMM weighted by how often a step runs it):
-#   GEMM_RATIO shape=S device=D burn_bf16_ms=… torch_bf16_ms=… bf16_ratio=<torch/burn>
-#              burn_f32_ms=… torch_tf32_ms=… f32_ratio=<torch/burn>
+#   GEMM_RATIO shape=S device=D burn_bf16_ms=… torch_bf16_ms=… bf16_ratio=<torch_ms/burn_ms>
+#              burn_f32_ms=… torch_tf32_ms=… f32_ratio=<torch_ms/burn_ms>
+# (a ratio above 1 means burn's GEMMs take less time than PyTorch's). Each repetition is timed
+# between two device syncs, on both sides, so the smallest GEMMs include the launch latency.
 #
 #   scripts/gemm_bench.sh [--shape b|a|tiny] [--device cuda|cpu] [--reps 20] [--only SUBSTRING]
 #
-# LMTRAIN=path overrides target/release/lmtrain; PYTHON=path a python with torch (default python3).
+# Shape b is for a GPU: on the CPU it takes hours (--shape tiny checks the script in seconds).
+# LMTRAIN=path overrides target/release/lmtrain; PYTHON=path a python with torch (default
+# python3, or .venv-sac-bench/bin/python when python3 has no torch and that venv exists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +28,23 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --only) ONLY=(--only "$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "gemm_bench: unknown argument '$1' (use --shape, --device, --reps, --only)" >&2; exit 2 ;;
   esac
 done
 LMTRAIN=${LMTRAIN:-target/release/lmtrain}
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then
+  PYTHON=python3
+  if ! python3 -c "import torch" 2>/dev/null && [ -x .venv-sac-bench/bin/python ]; then
+    PYTHON=.venv-sac-bench/bin/python
+  fi
+fi
 [ -x "$LMTRAIN" ] || { echo "gemm_bench: $LMTRAIN is missing; run scripts/setup.sh (or cargo build --release)" >&2; exit 1; }
+# Checked first, so that a missing torch does not show only after the whole lmtrain pass.
+"$PYTHON" -c "import torch" 2>/dev/null || {
+  echo "gemm_bench: $PYTHON cannot import torch; set PYTHON to a python that has it (scripts/sac_bench.sh makes .venv-sac-bench/ with one)" >&2
+  exit 1
+}
 case "$DEVICE" in
   cpu) TORCH_DEVICE=cpu ;;
   cuda|cuda:*) TORCH_DEVICE=$DEVICE ;;
@@ -49,6 +63,8 @@ import sys
 def parse(path):
     rows, steps = {}, {}
     for line in open(path):
+        if not line.startswith(("GEMM ", "GEMM_STEP ")):
+            continue  # e.g. "SKIP impl=burn_bf16: this device has no bf16"
         kind, *kv = line.split()
         d = dict(x.split("=", 1) for x in kv)
         if kind == "GEMM":

@@ -47,14 +47,14 @@ def gemms(shape):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shape", default="b", choices=sorted(SHAPES))
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=32)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", default="b", choices=sorted(SHAPES), help="model shape (default b)")
+    ap.add_argument("--device", default="cuda", help="torch device: cuda, cuda:N or cpu (default cuda)")
+    ap.add_argument("--reps", type=int, default=20, help="timed repetitions per GEMM; the median is reported")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")
+    ap.add_argument("--samples", type=int, default=32, help="rows and columns of C sampled for rel_err")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", default=None)
+    ap.add_argument("--only", default=None, help="only the GEMMs whose name contains this (e.g. lm_head, .dw)")
     args = ap.parse_args()
     if args.reps < 1 or args.samples < 1:
         sys.exit("gemm_bench_torch: --reps and --samples must be at least 1")
@@ -62,7 +62,12 @@ def main():
         import torch
     except ImportError:
         sys.exit("gemm_bench_torch: torch is not importable by this python; set PYTHON to one that has it")
-    dev = torch.device(args.device)
+    try:
+        dev = torch.device(args.device)
+    except RuntimeError as e:
+        sys.exit(f"gemm_bench_torch: --device {args.device!r}: {e}")
+    if dev.type not in ("cuda", "cpu"):
+        sys.exit(f"gemm_bench_torch: --device {args.device!r}: use cuda, cuda:N or cpu")
     cuda = dev.type == "cuda"
     if cuda and not torch.cuda.is_available():
         sys.exit("gemm_bench_torch: --device cuda but torch sees no CUDA device")

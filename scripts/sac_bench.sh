@@ -100,6 +100,6 @@ if [ -z "$TORCH_SPS" ]; then
   exit 1
 fi
 window_ok "$LOG_DIR/torch.result" torch
-CPU_MODEL=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 | tr -s ' ' '_')
+CPU_MODEL=$(awk -F': *' '/^model name/ { gsub(/ +/, "_", $2); print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 awk -v env="$ENV_ID" -v t="$THREADS" -v a="$LMTRAIN_SPS" -v b="$TORCH_SPS" -v cpu="${CPU_MODEL:-unknown}" \
   'BEGIN { printf "SAC_RATIO env=%s threads=%s lmtrain_sps=%s torch_sps=%s ratio=%.3f cpu=%s\n", env, t, a, b, a / b, cpu }'

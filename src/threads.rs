@@ -11,11 +11,20 @@
 //! [`run_on_active_pool`] does the same for rayon: the loop runs on a pool worker (so the
 //! calling thread is one of the `RAYON_NUM_THREADS` and works its share of each split op), and
 //! every other worker runs a job that polls the pool for work until the loop returns, so a split
-//! op is picked up at once. The price is OpenMP's: with `RAYON_NUM_THREADS = T` the process keeps
-//! T cores busy for the whole loop. With T = 1 nothing spins.
+//! op is picked up at once. Like libgomp's, the polling is bounded: a worker that has found no
+//! work for [`SPIN`] sleeps in short naps until work comes, so long pauses (checkpoints, a GPU
+//! run) cost little. While the loop computes, a run with `RAYON_NUM_THREADS = T` keeps T cores
+//! busy. With T = 1 nothing spins.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a worker polls without finding work before it naps: well above the gaps between an
+/// update's matmuls (microseconds) and an environment step (~0.1 ms), well below a checkpoint.
+pub const SPIN: Duration = Duration::from_millis(2);
+/// One nap of an idle worker.
+const NAP: Duration = Duration::from_micros(200);
 
 /// One set of spinners at a time: two could each end up waiting inside the other's spinner.
 static ACTIVE: Mutex<()> = Mutex::new(());
@@ -41,9 +50,14 @@ pub fn run_on_active_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             if Some(ctx.index()) == here {
                 return;
             }
+            let mut idle_since = None;
             while !flag.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = None;
+                } else if idle_since.get_or_insert_with(Instant::now).elapsed() < SPIN {
                     std::hint::spin_loop();
+                } else {
+                    std::thread::sleep(NAP);
                 }
             }
         });
@@ -64,7 +78,7 @@ pub fn describe() -> String {
     match rayon::current_num_threads() {
         1 => "CPU threads: 1 (RAYON_NUM_THREADS)".to_string(),
         n => format!(
-            "CPU threads: {n} (RAYON_NUM_THREADS); the {} other worker(s) spin for the whole run, so give each of several runs at once RAYON_NUM_THREADS=1",
+            "CPU threads: {n} (RAYON_NUM_THREADS; default one per core); on the CPU the {} other worker(s) spin while the run computes, so give each of several runs at once RAYON_NUM_THREADS=1",
             n - 1
         ),
     }

@@ -264,36 +264,37 @@ fn measure(
     let cols: Vec<usize> = (0..o.samples.min(spec.n))
         .map(|_| rng.random_range(0..spec.n))
         .collect();
-    let (a, b) = (host(a_buf)?, host(b_buf)?);
-    let a_at = |i: usize, l: usize| {
-        if spec.trans_a {
-            a[l * spec.m + i]
-        } else {
-            a[i * spec.k + l]
-        }
+    // Only the sampled rows of op(A) and columns of op(B) leave the device (the LM head's
+    // operands are gigabytes).
+    let index = |v: &[usize]| {
+        Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(
+                v.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                [v.len()],
+            ),
+            device,
+        )
     };
-    let b_at = |l: usize, j: usize| {
-        if spec.trans_b {
-            b[j * spec.k + l]
-        } else {
-            b[l * spec.n + j]
-        }
-    };
-    let index = Tensor::<1, burn::tensor::Int>::from_data(
-        burn::tensor::TensorData::new(
-            rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-            [rows.len()],
-        ),
-        device,
-    );
-    let got = host(c.select(0, index))?;
+    let (s_r, s_c) = (rows.len(), cols.len());
+    // a_rows[r·K + l] = op(A)[rows[r], l]; b_cols[q·K + l] = op(B)[l, cols[q]].
+    let a_rows = host(if spec.trans_a {
+        a_buf.select(1, index(&rows)).transpose()
+    } else {
+        a_buf.select(0, index(&rows))
+    })?;
+    let b_cols = host(if spec.trans_b {
+        b_buf.select(0, index(&cols))
+    } else {
+        b_buf.select(1, index(&cols)).transpose()
+    })?;
+    let got = host(c.select(0, index(&rows)).select(1, index(&cols)))?;
     let (mut worst, mut scale) = (0.0f64, 0.0f64);
-    for (ri, &i) in rows.iter().enumerate() {
-        for &j in &cols {
+    for r in 0..s_r {
+        for q in 0..s_c {
             let reference: f64 = (0..spec.k)
-                .map(|l| a_at(i, l) as f64 * b_at(l, j) as f64)
+                .map(|l| a_rows[r * spec.k + l] as f64 * b_cols[q * spec.k + l] as f64)
                 .sum();
-            worst = worst.max((got[ri * spec.n + j] as f64 - reference).abs());
+            worst = worst.max((got[r * s_c + q] as f64 - reference).abs());
             scale = scale.max(reference.abs());
         }
     }
@@ -312,20 +313,38 @@ pub fn run(o: &GemmBenchOptions) -> Result<Vec<GemmResult>> {
     if o.reps == 0 {
         bail!("--reps must be at least 1");
     }
-    crate::kernel_cache::configure(None)?;
     let shape = GemmShape::named(&o.shape)?;
-    let chosen = choose_device(DeviceChoice::parse(&o.device)?)?;
-    eprintln!(
-        "[lmtrain] gemm-bench on {} with {shape:?}",
-        chosen.description
-    );
-    let gemms: Vec<GemmSpec> = shape
-        .gemms()
-        .into_iter()
+    let all = shape.gemms();
+    let gemms: Vec<GemmSpec> = all
+        .iter()
         .filter(|g| o.only.as_ref().is_none_or(|s| g.name.contains(s.as_str())))
+        .cloned()
         .collect();
     if gemms.is_empty() {
-        bail!("--only {:?} matches none of the GEMMs", o.only);
+        let names: Vec<&str> = all.iter().map(|g| g.name.as_str()).collect();
+        bail!(
+            "--only {}: matches none of the GEMMs ({}); give part of a name, e.g. lm_head or .dw",
+            o.only.as_deref().unwrap_or(""),
+            names.join(", ")
+        );
+    }
+    crate::kernel_cache::configure(None)?;
+    let chosen = choose_device(DeviceChoice::parse(&o.device)?)?;
+    let step_tflop: f64 = gemms
+        .iter()
+        .map(|g| g.flops() * g.count as f64)
+        .sum::<f64>()
+        / 1e12;
+    eprintln!(
+        "[lmtrain] gemm-bench on {}: shape {} ({} layers, width {}, {} tokens, vocabulary {}), {} GEMMs, {step_tflop:.3} TFLOP per step",
+        chosen.description, o.shape, shape.layers, shape.width, shape.tokens, shape.vocab, gemms.len()
+    );
+    if !chosen.is_gpu && step_tflop > 0.1 {
+        eprintln!(
+            "[lmtrain] warning: shape {} on the CPU runs each GEMM {} times per implementation: hours at ~0.1 TFLOP/s (--shape tiny checks the command)",
+            o.shape,
+            o.warmup + o.reps
+        );
     }
     let mut impls = vec![false];
     if crate::model::fused::check::has_bf16(&chosen.device) {

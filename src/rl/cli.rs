@@ -20,8 +20,9 @@ pub enum ExpertCommand {
     /// Train a SAC expert (CleanRL's sac_continuous_action.py loop) on one environment.
     ///
     /// On the CPU it uses RAYON_NUM_THREADS threads (default: one per core); with two or more,
-    /// the extra threads spin for the whole run, as PyTorch's OpenMP threads do, so give each of
-    /// several runs at once RAYON_NUM_THREADS=1.
+    /// the extra threads spin while the run computes (napping after 2 ms without work), as
+    /// OpenMP's threads do under PyTorch, so give each of several runs at once
+    /// RAYON_NUM_THREADS=1.
     Train(ExpertTrainArgs),
     /// Write a SAC run's actor as an expert file (<out>.safetensors) and its card (<out>.json),
     /// evaluating it deterministically for the card.

@@ -229,11 +229,15 @@ fn refill(
 }
 
 /// Trains (or resumes) a SAC agent as configured, writing metrics.jsonl, train.log and
-/// checkpoints into `opts.run_dir`. The loop runs on a rayon pool worker
+/// checkpoints into `opts.run_dir`. On the CPU the loop runs on a rayon pool worker
 /// ([`crate::threads::run_on_active_pool`]): `RAYON_NUM_THREADS` counts the loop's thread, and the
-/// other workers spin between the update's parallel matmuls.
+/// other workers spin between the update's parallel matmuls. On a GPU nothing spins.
 pub fn train_sac(opts: SacRunOptions) -> Result<SacOutcome> {
-    crate::threads::run_on_active_pool(move || train_sac_here(opts))
+    if opts.device == burn::tensor::Device::flex() {
+        crate::threads::run_on_active_pool(move || train_sac_here(opts))
+    } else {
+        train_sac_here(opts)
+    }
 }
 
 fn train_sac_here(opts: SacRunOptions) -> Result<SacOutcome> {

@@ -3,9 +3,10 @@
 //!
 //! cuBLASLt is column-major and the project's tensors are row-major, so every call goes through
 //! one mapping, [`layout::LtGemm::from_row_major`], which a CPU test checks against a reference
-//! column-major GEMM with cuBLASLt's semantics. The op that issues the calls on cubecl's stream
-//! needs the CUDA backend and is built on this mapping; the design, with the sources it rests on,
-//! is in `docs/design/cublaslt-linear.md`.
+//! column-major GEMM with cuBLASLt's semantics. [`ops::LtOps`] is the op, with reference bodies
+//! on every backend for now; its CUDA body, which will issue the calls on cubecl's stream through
+//! this mapping, is not built yet. The design, with the sources it rests on, is in
+//! `docs/design/cublaslt-linear.md`.
 
 mod autodiff;
 pub mod layout;

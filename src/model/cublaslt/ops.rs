@@ -8,7 +8,9 @@
 //! bias add in the forward GEMM's epilogue, the bias gradient in the weight gradient's); until
 //! then every backend uses the reference. [`LtOps::linear_bf16`] is the differentiable op the
 //! model calls: f32 parameters in, f32 out; under autodiff it is one graph node that keeps the
-//! bf16 operands (half the bytes of f32) and returns f32 gradients, never rounded to bf16.
+//! bf16 operands (half the bytes of f32). Its backward GEMMs take the output gradient rounded to
+//! bf16 as an operand, as the forward takes x and w, and return f32 gradients (dW is not rounded
+//! to bf16 afterwards, as it would be through a cast node).
 //!
 //! Shapes: `x` `[M, K]`; `w` `[K, N]` as the project stores weights, or `[N, K]` when
 //! `w_out_in` (the tied LM head's `wte`, used transposed); `b` `[N]`; `y` `[M, N]`.
