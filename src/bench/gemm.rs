@@ -23,6 +23,7 @@ use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::gpt_step::BenchShape;
 use crate::device::{choose_device, DeviceChoice};
 
 /// One GEMM: row-major C `[m, n]` = op(A)·op(B), A stored `[m, k]` (`[k, m]` when `trans_a`),
@@ -54,23 +55,24 @@ pub struct GemmShape {
     pub vocab: usize,
 }
 
+impl From<BenchShape> for GemmShape {
+    fn from(s: BenchShape) -> Self {
+        Self {
+            layers: s.layers,
+            width: s.d_model,
+            tokens: s.batch * s.seq,
+            vocab: s.vocab,
+        }
+    }
+}
+
 impl GemmShape {
-    /// `a` and `b`: configs A and B of `../shared/bench/torch_gpt_bench.py` (BENCHMARKS.md);
-    /// `tiny`: for tests.
+    /// `a` and `b`: the bench's configs A and B ([`BenchShape::A`], [`BenchShape::B`], the shapes
+    /// of `../shared/bench/torch_gpt_bench.py`); `tiny`: for tests.
     pub fn named(name: &str) -> Result<Self> {
         Ok(match name {
-            "a" => Self {
-                layers: 6,
-                width: 384,
-                tokens: 64 * 256,
-                vocab: 8192,
-            },
-            "b" => Self {
-                layers: 12,
-                width: 768,
-                tokens: 16 * 1024,
-                vocab: 50304,
-            },
+            "a" => BenchShape::A.into(),
+            "b" => BenchShape::B.into(),
             "tiny" => Self {
                 layers: 2,
                 width: 16,
@@ -175,16 +177,6 @@ impl GemmResult {
             s.flops() / (self.median_ms * 1e-3) / 1e12,
             self.rel_err
         )
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
 
@@ -301,7 +293,8 @@ fn measure(
     Ok(GemmResult {
         spec: spec.clone(),
         implementation: if bf16 { "burn_bf16" } else { "burn_f32" },
-        median_ms: median(times),
+        median_ms: crate::eval::text_metrics::median(&times)
+            .ok_or_else(|| anyhow::anyhow!("no valid timing for {}", spec.name))?,
         rel_err: worst / scale.max(f64::MIN_POSITIVE),
     })
 }

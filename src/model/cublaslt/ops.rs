@@ -16,8 +16,10 @@
 //! `w_out_in` (the tied LM head's `wte`, used transposed); `b` `[N]`; `y` `[M, N]`.
 
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Backend, Dispatch, TensorMetadata};
-use burn::tensor::{FloatDType, Shape, Tensor};
+use burn::backend::{backend_extension, Backend, Dispatch};
+use burn::tensor::{FloatDType, Tensor};
+
+use crate::model::fused::column_sum::{along_last_dim, column_sum};
 
 fn f32_of<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     B::float_cast(t, FloatDType::F32)
@@ -36,12 +38,6 @@ fn op_w<B: Backend>(w: FloatTensor<B>, w_out_in: bool) -> FloatTensor<B> {
     }
 }
 
-/// `[M, N]` + `b` `[N]` broadcast over the rows.
-fn add_row<B: Backend>(y: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
-    let n = b.shape()[0];
-    B::float_add(y, B::float_reshape(b, Shape::new([1, n])))
-}
-
 /// The ops, on the backends lmtrain runs: flex (CPU) and, with the `cuda` or `wgpu` feature,
 /// cubecl.
 #[backend_extension(Flex, Cube: cfg(any(feature = "cuda", feature = "wgpu")), Autodiff)]
@@ -58,7 +54,10 @@ pub trait LtOps: Backend {
         b: FloatTensor<Self>,
         w_out_in: bool,
     ) -> FloatTensor<Self> {
-        add_row::<Self>(Self::lt_linear(x, w, w_out_in), b)
+        Self::float_add(
+            Self::lt_linear(x, w, w_out_in),
+            along_last_dim::<Self>(b, 2),
+        )
     }
 
     /// `dx = dy·op(w)ᵀ` `[M, K]` in f32 from bf16 `dy` `[M, N]` and `w`.
@@ -95,8 +94,7 @@ pub trait LtOps: Backend {
     /// The bias gradient `[N]`, the column sums of bf16 `dy` `[M, N]`, in f32 (cuBLASLt: the
     /// weight gradient's BGRAD epilogue).
     fn lt_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let n = dy.shape()[1];
-        Self::float_reshape(Self::float_sum_dim(f32_of::<Self>(dy), 0), Shape::new([n]))
+        column_sum::<Self>(f32_of::<Self>(dy))
     }
 
     /// The differentiable linear layer: f32 `x`, `w`, `b` cast to bf16 for the GEMMs (`b`
