@@ -6,9 +6,15 @@
 #   bash device/run.sh bash scripts/device_session.sh OUT_DIR [BUDGET_SECONDS]
 #
 # Steps (each skipped when too little of the budget is left, each under its own timeout):
-#   gemm-table: scripts/gemm_bench.sh --shape b (config B's linear GEMMs, burn f32/bf16 beside
-#      PyTorch TF32/bf16, TFLOP/s and errors; GEMM_RATIO line): issue 18's deciding table
-#   0. lmtrain check-ops --shapes gpu: every fused op against burn's plain ops on the GPU
+#   gemm-table: scripts/gemm_bench.sh --shape b (config B's linear GEMMs, burn f32/bf16 and the
+#      cuBLASLt op beside PyTorch TF32/bf16, TFLOP/s and errors; GEMM_RATIO and GEMM_ROUTE
+#      lines): issue 18's deciding table
+#   0. lmtrain check-ops --shapes gpu: every fused op against burn's plain ops on the GPU (the
+#      "linear bf16" lines run cuBLASLt on CUDA)
+#      fixture-cublaslt: lmtrain check-fixture --matmul cublaslt: the GPT with cuBLASLt linears
+#      against PyTorch's fixture, bf16 bounds
+#      loss-band-A: scripts/loss_band.sh --config A --steps 300: the cuBLASLt run's loss curve
+#      against f32's, within 2%
 #      nccl-smoke: lmtrain check-nccl --devices 0 (≤ 60 s): NCCL found and loaded, a one-rank
 #      communicator, the all-reduced mean, the data-parallel step against the single-device
 #      step (bit for bit), and the all-reduce of 256 MiB timed (one rank: no traffic)
@@ -33,9 +39,12 @@
 # gpu-bench-full runs only when named), CARRIED_CACHE (a kernel-cache .tar.xz from an earlier
 # session, unpacked before anything runs). The next session's call (the carried cache holds the
 # plain-op kernels of session 2's H200 run; the fused ops compile fresh):
-#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz RUN_STEPS=100 \
-#   ONLY="gemm-table check-ops nccl-smoke train gpu-bench-quick variants-A variants-B profile-fused-A profile-fused-B gpu-bench-full" \
+#   CARRIED_CACHE=device/kernel-cache-h200.tar.xz \
+#   ONLY="gemm-table check-ops fixture-cublaslt gpu-bench-quick loss-band-A profile-fused-B gpu-bench-full" \
 #     bash device/run.sh bash scripts/device_session.sh $OUT 520
+# (gpu-bench-quick's BEST_FLAGS default to "--fused --bf16-matmuls --matmul cublaslt"; PROFILE_FLAGS
+# to "--fused", e.g. PROFILE_FLAGS="--fused --bf16-matmuls --matmul cublaslt" for the profile after
+# the change.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +107,7 @@ say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=cs
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
 step gemm-table 90 150 env LMTRAIN="$LMTRAIN" bash scripts/gemm_bench.sh --shape b --device cuda --reps 20
 step check-ops 60 120 "$LMTRAIN" check-ops --shapes gpu
+step fixture-cublaslt 20 60 "$LMTRAIN" check-fixture --device cuda --matmul cublaslt
 step nccl-smoke 30 60 "$LMTRAIN" check-nccl --devices 0 --mib 256
 step data-bench 60 45 "$LMTRAIN" data bench --config configs/tinystories.toml "${run_set[@]}" --windows 4000
 step warmup 200 150 "$LMTRAIN" warmup --config configs/tinystories.toml "${run_set[@]}"
@@ -107,12 +117,16 @@ if [ -d "$run_dir" ]; then
   for f in train.log metrics.jsonl generations.jsonl; do cp "$run_dir/$f" "$out/" 2>/dev/null; done
   rm -rf "$out/runs"
 fi
-step gpu-bench-quick 120 230 env STEPS=20 WARMUP=10 bash scripts/gpu_bench.sh --quick
+step gpu-bench-quick 120 230 env STEPS=20 WARMUP=10 \
+  BEST_FLAGS="${BEST_FLAGS:---fused --bf16-matmuls --matmul cublaslt}" bash scripts/gpu_bench.sh --quick
+step loss-band-A 60 120 env LMTRAIN="$LMTRAIN" bash scripts/loss_band.sh --config A --steps 300 \
+  --device cuda
 # Issue 6's levers on A and B (same shapes, so much of the cache is warm). Each variant compiles
 # its own kernels cold (30-90 s), so by default only the combinations that decide the ratio run;
 # ALL_VARIANTS=1 adds each switch alone.
 variant_flags=("--fused" "--bf16-matmuls" "--fused --bf16-matmuls" "--flash-attention"
-  "--fused --flash-attention --bf16-matmuls")
+  "--fused --flash-attention --bf16-matmuls" "--fused --matmul cublaslt"
+  "--fused --bf16-matmuls --matmul cublaslt")
 if [ -n "${ALL_VARIANTS:-}" ]; then
   variant_flags+=("--fused-attention" "--fused-layer-norm" "--fused-cross-entropy" "--fused-bias"
     "--gather-embedding")

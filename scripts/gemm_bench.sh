@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The GEMMs of one training step's linears, lmtrain (burn) beside PyTorch, on one device
 # (issue 18's table for choosing the GPU matmul route):
-#   lmtrain gemm-bench             burn_f32 (TF32 on cubecl), burn_bf16 (casts included)
+#   lmtrain gemm-bench             burn_f32 (TF32 on cubecl), burn_bf16 (casts included),
+#                                  cublaslt (the model's cuBLASLt op, casts and bias epilogues
+#                                  included; lt_reference off CUDA)
 #   scripts/gemm_bench_torch.py    torch_tf32, torch_bf16 (casts included)
 # each GEMM's median of --reps timed runs in TFLOP/s with its error against float64 on sampled
 # entries, then a table, and one line of step totals (each GEMM weighted by how often a step runs it):
 #   GEMM_RATIO shape=S device=D burn_bf16_ms=… torch_bf16_ms=… bf16_ratio=<torch_ms/burn_ms>
 #              burn_f32_ms=… torch_tf32_ms=… f32_ratio=<torch_ms/burn_ms>
-# (a ratio above 1 means burn's GEMMs take less time than PyTorch's). Each repetition is timed
+# (a ratio above 1 means burn's GEMMs take less time than PyTorch's), and issue 18's decision:
+#   GEMM_ROUTE shape=S burn_bf16_ms=… cublaslt_ms=… burn_vs_cublaslt=<cublaslt_ms/burn_bf16_ms>
+#              cublaslt_vs_torch=<torch_bf16_ms/cublaslt_ms> decision=<stay_on_cubecl|switch_to_cublaslt>
+# (stay on cubecl when burn's bf16 matmul reaches ≥ 0.6× cuBLASLt's speed over the step). Each repetition is timed
 # between two device syncs, on both sides, so the smallest GEMMs include the launch latency.
 #
 #   scripts/gemm_bench.sh [--shape b|a|tiny] [--device cuda|cpu] [--reps 20] [--only SUBSTRING]
@@ -28,7 +33,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --only) ONLY=(--only "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "gemm_bench: unknown argument '$1' (use --shape, --device, --reps, --only)" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +82,8 @@ rows, steps = parse(sys.argv[1])
 r2, s2 = parse(sys.argv[2])
 rows.update(r2)
 steps.update(s2)
-impls = ["burn_f32", "torch_tf32", "burn_bf16", "torch_bf16"]
+impls = [i for i in ["burn_f32", "torch_tf32", "burn_bf16", "torch_bf16", "cublaslt", "lt_reference"]
+         if any(k == i for (k, _) in rows)]
 names = list(dict.fromkeys(g for (_, g) in rows))
 print("\n| GEMM | m × n × k | count | " + " | ".join(f"{i} TFLOP/s (rel err)" for i in impls) + " |")
 print("| --- | --- | ---: | " + " | ".join("---:" for _ in impls) + " |")
@@ -94,4 +100,9 @@ fmt = lambda i: f"{steps[i]:.3f}" if i in steps else "n/a"
 print(f"\nGEMM_RATIO shape={sys.argv[3]} device={sys.argv[4]} burn_bf16_ms={fmt('burn_bf16')} "
       f"torch_bf16_ms={fmt('torch_bf16')} bf16_ratio={ratio('torch_bf16', 'burn_bf16')} "
       f"burn_f32_ms={fmt('burn_f32')} torch_tf32_ms={fmt('torch_tf32')} f32_ratio={ratio('torch_tf32', 'burn_f32')}")
+if "cublaslt" in steps and "burn_bf16" in steps:
+    speed = steps["cublaslt"] / steps["burn_bf16"]
+    decision = "stay_on_cubecl" if speed >= 0.6 else "switch_to_cublaslt"
+    print(f"GEMM_ROUTE shape={sys.argv[3]} burn_bf16_ms={fmt('burn_bf16')} cublaslt_ms={fmt('cublaslt')} "
+          f"burn_vs_cublaslt={speed:.3f} cublaslt_vs_torch={ratio('torch_bf16', 'cublaslt')} decision={decision}")
 PY

@@ -44,9 +44,9 @@ pub struct TrainArgs {
     /// Continue the run in RUN_DIR from its latest checkpoint, up to train.max_steps. May come
     /// with the run's --config and --set flags; only train.max_steps, train.log_every, the
     /// train.on_nonfinite keys, train.step_timeout_s, device (one device or a data-parallel
-    /// list), checkpoint.* and eval.* may differ (and model.fused_ops, model.bf16_matmuls and
-    /// model.flash_attention for a language model); a
-    /// refusal names what differs.
+    /// list), checkpoint.* and eval.* may differ (and model.fused_ops, model.bf16_matmuls,
+    /// model.flash_attention and model.matmul for a language model); a refusal names what
+    /// differs.
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// With --resume: continue although the train shards differ from those the checkpoint
@@ -80,6 +80,11 @@ pub enum Command {
     /// composed of burn's plain ops on the chosen device: outputs and gradients on random
     /// inputs, one `CHECK` line each with max|fused − plain|/max|plain|; fails over the bound.
     CheckOps(CheckOpsArgs),
+    /// Check the GPT against PyTorch's fixture (tests/fixtures/gpt_tiny.safetensors) on the
+    /// chosen device and with the chosen compute switches: logits, loss and every gradient, one
+    /// `FIXTURE` line each with max|a − b|/max|b| and its bound (f32, or bf16's with bf16
+    /// operands); fails over a bound. The integration test `fixture` is the same on the CPU.
+    CheckFixture(CheckFixtureArgs),
     /// Check data-parallel training's collective on CUDA devices: NCCL is found and loads, a
     /// communicator is set up, the all-reduced mean is right, and the trainer's data-parallel
     /// step reproduces the single-device step (bit for bit on one device); then time the
@@ -306,6 +311,11 @@ pub struct BenchArgs {
     /// cubecl, autotuned against burn's fallback), with --fused-attention's backward. Not in --fused.
     #[arg(long = "flash-attention")]
     pub flash_attention: bool,
+    /// The GEMM behind the linears and the LM head: "burn" or "cublaslt" (bf16 operands, f32
+    /// accumulation, bias fused; CUDA only, elsewhere burn's matmul with a note), as
+    /// `model.matmul`.
+    #[arg(long, default_value = "burn", value_parser = parse_matmul)]
+    pub matmul: crate::model::cublaslt::MatmulRoute,
     /// All of --gather-embedding, --fused-attention, --fused-layer-norm, --fused-cross-entropy,
     /// --fused-bias.
     #[arg(long)]
@@ -315,6 +325,10 @@ pub struct BenchArgs {
     /// printed with it are not the benchmark's figures, and in_use_sampled_gib is not measured).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+    /// Print `LOSS label= step= loss=` every N steps and at the last (reads the loss, after the
+    /// step's time is taken), for loss curves such as scripts/loss_band.sh's. 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub loss_every: usize,
 }
 
 #[derive(Args, Debug)]
@@ -334,6 +348,25 @@ pub struct CheckOpsArgs {
     /// Bound for the bf16 variant.
     #[arg(long, default_value_t = 5e-2, value_parser = crate::config::ranges::flag_f64("check-ops --max-rel-bf16"))]
     pub max_rel_bf16: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckFixtureArgs {
+    /// "auto", "cpu", "cuda", "cuda:N" or "wgpu" (a `--features wgpu` build).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// The fixture file.
+    #[arg(long, default_value = "tests/fixtures/gpt_tiny.safetensors")]
+    pub fixture: PathBuf,
+    /// The GEMM behind the linears: "burn" or "cublaslt" (as `model.matmul`).
+    #[arg(long, default_value = "burn", value_parser = parse_matmul)]
+    pub matmul: crate::model::cublaslt::MatmulRoute,
+    /// Every matmul's operands in bf16 (as `model.bf16_matmuls`).
+    #[arg(long = "bf16-matmuls")]
+    pub bf16_matmuls: bool,
+    /// The fused ops (as `model.fused_ops`).
+    #[arg(long)]
+    pub fused: bool,
 }
 
 #[derive(Args, Debug)]
@@ -524,6 +557,15 @@ pub fn run() -> Result<()> {
                 max_rel_bf16: a.max_rel_bf16,
             })
         }
+        Some(Command::CheckFixture(a)) => {
+            let mut compute = if a.fused {
+                crate::model::Compute::all_fused()
+            } else {
+                crate::model::Compute::default()
+            };
+            compute.bf16_matmuls = a.bf16_matmuls;
+            crate::bench::check_fixture::run(&a.fixture, &a.device, compute, a.matmul)
+        }
         Some(Command::CheckNccl(a)) => check_nccl_command(a),
         Some(Command::GemmBench(a)) => {
             crate::bench::gemm::run(&crate::bench::gemm::GemmBenchOptions {
@@ -708,6 +750,15 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `--matmul`'s values, as `model.matmul` spells them.
+fn parse_matmul(s: &str) -> Result<crate::model::cublaslt::MatmulRoute, String> {
+    match s {
+        "burn" => Ok(crate::model::cublaslt::MatmulRoute::Burn),
+        "cublaslt" => Ok(crate::model::cublaslt::MatmulRoute::Cublaslt),
+        other => Err(format!("{other:?}: use burn or cublaslt")),
+    }
+}
+
 fn bench_command(a: BenchArgs) -> Result<()> {
     use crate::bench::gpt_step::{result_line, run_bench, BenchOptions, BenchShape};
     use crate::device::DeviceChoice;
@@ -745,6 +796,10 @@ fn bench_command(a: BenchArgs) -> Result<()> {
         cache.describe()
     );
     let backend = chosen.backend;
+    let (cublaslt, note) = crate::model::cublaslt::route::resolve(a.matmul, backend);
+    if let Some(note) = note {
+        eprintln!("[lmtrain] {note}");
+    }
     let lines: &[bool] = if a.no_clip_ema_line {
         &[false]
     } else {
@@ -769,8 +824,10 @@ fn bench_command(a: BenchArgs) -> Result<()> {
                 fused_cross_entropy: a.fused_cross_entropy || a.fused,
                 fused_bias: a.fused_bias || a.fused,
                 flash_attention: a.flash_attention,
+                cublaslt,
             },
             profiling: a.profile.is_some(),
+            loss_every: a.loss_every,
         };
         let r = run_bench(&o, &chosen.device)?;
         println!("{}", result_line(&o, &r, backend));

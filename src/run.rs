@@ -226,6 +226,9 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
     }
     let mut gpt = Gpt::new(GptShape::from(&config.model));
     gpt.compute = config.model.compute();
+    let (cublaslt, matmul_note) =
+        crate::model::cublaslt::route::resolve(config.model.matmul, chosen.backend);
+    gpt.compute.cublaslt = cublaslt;
     let n_params = count(gpt.specs());
     // A new run may start from a Hugging Face model (model.init_from); a resumed one never does.
     let init = match &resume_from {
@@ -254,6 +257,7 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         ),
         format!("compute: {}", config.model.describe_compute()),
     ];
+    header.extend(matmul_note);
     header.extend(data.notes.iter().cloned());
     match &resume_from {
         Some(p) => header.push(format!("resuming from {}", p.display())),

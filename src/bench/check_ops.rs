@@ -50,6 +50,21 @@ pub fn run(o: &CheckOpsOptions) -> Result<()> {
     if !has_bf16(&chosen.device) {
         println!("SKIP op=\"attention bf16\": this device has no bf16");
     }
+    // Which GEMMs the "linear bf16" lines exercise: cuBLASLt on CUDA, the op's reference
+    // GEMMs elsewhere (or on CUDA without the library, said here).
+    let (lt, note) = crate::model::cublaslt::route::resolve(
+        crate::model::cublaslt::MatmulRoute::Cublaslt,
+        chosen.backend,
+    );
+    eprintln!(
+        "[lmtrain] the linear bf16 lines run {}{}",
+        if lt {
+            "cuBLASLt"
+        } else {
+            "the op's reference GEMMs"
+        },
+        note.map(|n| format!(" ({n})")).unwrap_or_default()
+    );
     let mut failed = 0;
     for c in check_all(shapes, o.seed, &chosen.device) {
         let bound = if c.bf16 {

@@ -7,11 +7,15 @@
 //! `[in, out]`, the LM head's `wte` `[vocab, width]` used transposed). Each implementation runs
 //! every GEMM `warmup` times, then `reps` times with a device sync after each, and prints
 //!
-//! `GEMM impl=<burn_f32|burn_bf16> gemm=<linear>.<fwd|dx|dw> m= n= k= trans_a= trans_b= count=
-//!  median_ms= tflops= rel_err=`
+//! `GEMM impl=<burn_f32|burn_bf16|cublaslt|lt_reference> gemm=<linear>.<fwd|dx|dw> m= n= k=
+//!  trans_a= trans_b= count= median_ms= tflops= rel_err=`
 //!
 //! TFLOP/s counts 2·m·n·k per product; bf16 times include the casts of both operands to bf16 and
-//! of the product back to f32, as the model pays them. `rel_err` is max|C − C_ref| / max|C_ref|
+//! of the product back to f32, as the model pays them. `cublaslt` is the model's cuBLASLt op
+//! (`model.matmul = "cublaslt"`) on the stored operands, with the casts to bf16 and, where the
+//! model has them, the bias add (forward) and the bias gradient (the linears' dW) in the GEMM;
+//! its output is f32, so there is no cast back. Off CUDA the same op runs its reference GEMMs
+//! and is labelled `lt_reference`. `rel_err` is max|C − C_ref| / max|C_ref|
 //! over `samples` × `samples` entries of C (sampled rows × sampled columns), C_ref computed on the
 //! host in f64 from the operands. `count` is how many times one training step runs this GEMM.
 //! `scripts/gemm_bench.sh` runs this beside PyTorch (`scripts/gemm_bench_torch.py`).
@@ -187,10 +191,84 @@ fn host(t: Tensor<2>) -> Result<Vec<f32>> {
         .map_err(|e| anyhow::anyhow!("cannot read a tensor back: {e:?}"))
 }
 
+/// The implementations the table compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    BurnF32,
+    BurnBf16,
+    /// The cuBLASLt op ([`crate::model::cublaslt::LtOps`]); `on_cuda` picks the label.
+    Lt {
+        on_cuda: bool,
+    },
+}
+
+impl Impl {
+    pub fn label(self) -> &'static str {
+        match self {
+            Impl::BurnF32 => "burn_f32",
+            Impl::BurnBf16 => "burn_bf16",
+            Impl::Lt { on_cuda: true } => "cublaslt",
+            Impl::Lt { on_cuda: false } => "lt_reference",
+        }
+    }
+}
+
+/// `spec`'s product through the cuBLASLt op, from the stored operands as the model passes them
+/// (the linears' weights `[in, out]`, the head's `wte` `[vocab, width]`), with the model's
+/// epilogue: the forward adds a zero bias (the linears have one; the head not), the linears'
+/// dW also sums the bias gradient.
+fn lt_product(spec: &GemmSpec, a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
+    use crate::model::cublaslt::ops::{lt_call, LtCall};
+    let head = spec.name.starts_with("lm_head");
+    let pass = spec.name.rsplit('.').next().unwrap_or("");
+    let (a, b) = (a.cast(FloatDType::BF16), b.cast(FloatDType::BF16));
+    match pass {
+        "fwd" => {
+            let bias = (!head).then(|| Tensor::<1>::zeros([spec.n], &a.device()));
+            lt_call(
+                LtCall::Forward {
+                    w_out_in: spec.trans_b,
+                },
+                a,
+                b,
+                bias,
+            )
+        }
+        // dX = dY·op(W)ᵀ: W is read transposed exactly when it is stored [in, out].
+        "dx" => lt_call(
+            LtCall::GradInput {
+                w_out_in: !spec.trans_b,
+            },
+            a,
+            b,
+            None,
+        ),
+        // Aᵀ·B either way; the head's is dYᵀ·X (its weight stored [out, in]).
+        _ if head => lt_call(
+            LtCall::GradWeight {
+                w_out_in: true,
+                with_bias: false,
+            },
+            b,
+            a,
+            None,
+        ),
+        _ => lt_call(
+            LtCall::GradWeight {
+                w_out_in: false,
+                with_bias: true,
+            },
+            a,
+            b,
+            None,
+        ),
+    }
+}
+
 /// Times one GEMM with one implementation and measures its error on sampled entries.
 fn measure(
     spec: &GemmSpec,
-    bf16: bool,
+    imp: Impl,
     o: &GemmBenchOptions,
     device: &Device,
 ) -> Result<GemmResult> {
@@ -209,6 +287,9 @@ fn measure(
     let a_buf = Tensor::<2>::random(a_shape, Distribution::Normal(0.0, 1.0), device);
     let b_buf = Tensor::<2>::random(b_shape, Distribution::Normal(0.0, 1.0), device);
     let run = || {
+        if let Impl::Lt { .. } = imp {
+            return lt_product(spec, a_buf.clone(), b_buf.clone());
+        }
         let a = if spec.trans_a {
             a_buf.clone().transpose()
         } else {
@@ -219,7 +300,7 @@ fn measure(
         } else {
             b_buf.clone()
         };
-        if bf16 {
+        if imp == Impl::BurnBf16 {
             a.cast(FloatDType::BF16)
                 .matmul(b.cast(FloatDType::BF16))
                 .cast(FloatDType::F32)
@@ -292,7 +373,7 @@ fn measure(
     }
     Ok(GemmResult {
         spec: spec.clone(),
-        implementation: if bf16 { "burn_bf16" } else { "burn_f32" },
+        implementation: imp.label(),
         median_ms: crate::eval::text_metrics::median(&times)
             .ok_or_else(|| anyhow::anyhow!("no valid timing for {}", spec.name))?,
         rel_err: worst / scale.max(f64::MIN_POSITIVE),
@@ -339,18 +420,28 @@ pub fn run(o: &GemmBenchOptions) -> Result<Vec<GemmResult>> {
             o.warmup + o.reps
         );
     }
-    let mut impls = vec![false];
+    let mut impls = vec![Impl::BurnF32];
     if crate::model::fused::check::has_bf16(&chosen.device) {
-        impls.push(true);
+        impls.push(Impl::BurnBf16);
+        let (on_cuda, note) = crate::model::cublaslt::route::resolve(
+            crate::model::cublaslt::MatmulRoute::Cublaslt,
+            chosen.backend,
+        );
+        if chosen.backend == "cuda" && !on_cuda {
+            println!("SKIP impl=cublaslt: {}", note.unwrap_or_default());
+        } else {
+            impls.push(Impl::Lt { on_cuda });
+        }
     } else {
         println!("SKIP impl=burn_bf16: this device has no bf16");
+        println!("SKIP impl=cublaslt: this device has no bf16");
     }
     let mut out = Vec::new();
-    for bf16 in impls {
+    for imp in impls {
         let mut step_ms = 0.0;
         let mut step_flops = 0.0;
         for g in &gemms {
-            let r = measure(g, bf16, o, &chosen.device)?;
+            let r = measure(g, imp, o, &chosen.device)?;
             println!("{}", r.line());
             step_ms += r.median_ms * g.count as f64;
             step_flops += g.flops() * g.count as f64;
@@ -358,7 +449,7 @@ pub fn run(o: &GemmBenchOptions) -> Result<Vec<GemmResult>> {
         }
         println!(
             "GEMM_STEP impl={} shape={} gemms={} step_ms={:.3} tflops={:.2}",
-            if bf16 { "burn_bf16" } else { "burn_f32" },
+            imp.label(),
             o.shape,
             gemms.len(),
             step_ms,
@@ -399,8 +490,15 @@ mod tests {
         };
         let r = run(&o).unwrap();
         assert!(r.len() >= 15);
+        // The op's reference GEMMs run here too, through the same operand mapping as cuBLASLt.
+        assert_eq!(
+            r.iter()
+                .filter(|x| x.implementation == "lt_reference")
+                .count(),
+            15
+        );
         for x in &r {
-            let bound = if x.implementation == "burn_bf16" {
+            let bound = if x.implementation != "burn_f32" {
                 2e-2
             } else {
                 1e-5

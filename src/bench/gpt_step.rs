@@ -67,6 +67,9 @@ pub struct BenchOptions {
     /// the per-kernel log splits every step into forward, backward and update launches; and
     /// skip [`memory_probe`], whose extra step (no update) would otherwise end the log.
     pub profiling: bool,
+    /// Print `LOSS label=… step=… loss=…` every this many steps and at the last (0: never), for
+    /// loss curves (`scripts/loss_band.sh`). The loss is read after the step is timed.
+    pub loss_every: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -106,6 +109,7 @@ fn bench_config(o: &BenchOptions) -> Config {
             fused_ops: false,
             bf16_matmuls: false,
             flash_attention: false,
+            matmul: Default::default(),
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {
@@ -206,13 +210,20 @@ pub fn run_bench(o: &BenchOptions, device: &Device) -> Result<BenchResult> {
             .map_err(|e| anyhow!("the device failed during step {step}: {e:?}"))?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if step == 0 {
-            loss_first = scalar(out.loss)?;
+            loss_first = scalar(out.loss.clone())?;
             first_step_ms = ms;
         } else if step + 1 == total {
-            loss_last = scalar(out.loss)?;
+            loss_last = scalar(out.loss.clone())?;
         }
         if step >= o.warmup_steps {
             times.push(ms);
+        }
+        if o.loss_every > 0 && (step % o.loss_every == 0 || step + 1 == total) {
+            println!(
+                "LOSS label={} step={step} loss={:.6e}",
+                o.label,
+                scalar(out.loss.clone())?
+            );
         }
         if step < 3 || step + 1 == o.warmup_steps {
             eprintln!("[lmtrain] step {step:>3} {ms:.1} ms");
@@ -334,6 +345,7 @@ mod tests {
             dtype: "f32".into(),
             compute: Default::default(),
             profiling: false,
+            loss_every: 0,
         };
         let mut cfg = bench_config(&o);
         cfg.optim.grad_accum = 2;

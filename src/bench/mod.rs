@@ -3,6 +3,7 @@
 //! that `scripts/gpu_bench.sh` can put the two side by side.
 
 #[cfg(feature = "cuda")]
+pub mod check_fixture;
 pub mod check_nccl;
 pub mod check_ops;
 pub mod gemm;

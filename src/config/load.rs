@@ -273,7 +273,8 @@ impl Config {
     }
 
     /// Keys whose values differ, excluding those a resume may change: `train.max_steps`,
-    /// `train.log_every`, `model.fused_ops`, `model.bf16_matmuls` and `model.flash_attention`
+    /// `train.log_every`, `model.fused_ops`, `model.bf16_matmuls`, `model.flash_attention` and
+    /// `model.matmul`
     /// (how the same model is computed),
     /// `device` (one device or a data-parallel list: the checkpoint keeps the global data
     /// cursor), `checkpoint.*` and `eval.*`.
@@ -282,7 +283,7 @@ impl Config {
     }
 
     /// Keys and tables a resume may change (the rest must equal the run's).
-    pub const RESUMABLE: ([&'static str; 10], [&'static str; 2]) = (
+    pub const RESUMABLE: ([&'static str; 11], [&'static str; 2]) = (
         [
             "train.max_steps",
             "train.log_every",
@@ -293,6 +294,7 @@ impl Config {
             "model.fused_ops",
             "model.bf16_matmuls",
             "model.flash_attention",
+            "model.matmul",
             "device",
         ],
         ["checkpoint", "eval"],
@@ -407,6 +409,7 @@ mod tests {
                 "model.fused_ops=true".into(),
                 "model.bf16_matmuls=true".into(),
                 "model.flash_attention=true".into(),
+                "model.matmul=\"cublaslt\"".into(),
             ],
         )
         .unwrap()
@@ -423,6 +426,7 @@ mod tests {
         assert_eq!(saved.model.compute(), crate::model::Compute::default());
         let c = changed.model.compute();
         assert!(c.bf16_matmuls && c.flash_attention && c.fused_attention && c.gather_embedding);
+        assert!(c.cublaslt && changed.model.describe_compute().contains("cuBLASLt"));
         assert!(changed.model.describe_compute().contains("bf16"));
     }
 }

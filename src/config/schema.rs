@@ -70,6 +70,11 @@ pub struct ModelConfig {
     /// false.
     #[serde(default)]
     pub flash_attention: bool,
+    /// The GEMM behind the linears and the LM head: "burn" (the default) or "cublaslt" (bf16
+    /// operands, f32 accumulation, the bias add and bias gradient fused into the GEMMs; CUDA
+    /// only, elsewhere the log says burn's matmul is used). [`crate::model::cublaslt::MatmulRoute`].
+    #[serde(default)]
+    pub matmul: crate::model::cublaslt::MatmulRoute,
     /// Initial weights instead of a random init: "hf:DIR", a Hugging Face GPT-2 directory
     /// (config.json, model.safetensors, tokenizer.json). Relative DIRs resolve against the config
     /// file's directory. The other model keys must agree with DIR's config.json.
@@ -88,6 +93,7 @@ impl ModelConfig {
         };
         c.bf16_matmuls = self.bf16_matmuls;
         c.flash_attention = self.flash_attention;
+        c.cublaslt = self.matmul == crate::model::cublaslt::MatmulRoute::Cublaslt;
         c
     }
 
@@ -104,6 +110,9 @@ impl ModelConfig {
         }
         if self.flash_attention {
             parts.push("the backend's attention kernel for causal attention's forward pass".into());
+        }
+        if self.matmul == crate::model::cublaslt::MatmulRoute::Cublaslt {
+            parts.push("cuBLASLt linears (bf16 operands, f32 accumulation, fused bias) where the device is CUDA".into());
         }
         parts.join("; ")
     }

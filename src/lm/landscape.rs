@@ -187,9 +187,15 @@ pub fn landscape(req: &LmLandscapeRequest) -> Result<Vec<LmPoint>> {
         eprintln!("landscape: {note}");
     }
     let device = crate::device::choose_device(crate::device::DeviceChoice::parse(req.device)?)?;
-    let device = device.device;
     let mut gpt = host.gpt;
     gpt.compute = config.model.compute();
+    let (cublaslt, note) =
+        crate::model::cublaslt::route::resolve(config.model.matmul, device.backend);
+    gpt.compute.cublaslt = cublaslt;
+    if let Some(note) = note {
+        eprintln!("landscape: {note}");
+    }
+    let device = device.device;
     let specs = gpt.specs().to_vec();
     let mut scorer = GenerationScorer::new(
         config.eval.clone(),

@@ -86,6 +86,31 @@ fn bf16_matmuls_stay_close_to_f32() {
     assert!(worst < 5e-2, "{worst}");
 }
 
+/// The model with `cublaslt` on (here the op's reference GEMMs; on CUDA cuBLASLt's): the
+/// linears and the head through the bf16 op, attention's matmuls in f32. Close to f32, as bf16
+/// matmuls, and not equal to them (attention stays f32 here).
+#[test]
+fn cublaslt_linears_stay_close_to_f32() {
+    let (l0, g0) = loss_and_grads(Compute::default());
+    let (lb, gb) = loss_and_grads(Compute {
+        bf16_matmuls: true,
+        ..Compute::default()
+    });
+    let (l1, g1) = loss_and_grads(Compute {
+        cublaslt: true,
+        ..Compute::default()
+    });
+    let worst = worst_relative(&g1, &g0);
+    println!("cuBLASLt linears: loss {l1} vs {l0}, worst gradient relative error {worst:.2e}");
+    assert!(l1 != l0, "the bf16 op changed nothing: it is not applied");
+    assert!(
+        l1 != lb || worst_relative(&g1, &gb) > 0.0,
+        "same as bf16_matmuls everywhere"
+    );
+    assert!((l1 - l0).abs() < 1e-2 * l0.abs(), "{l1} vs {l0}");
+    assert!(worst < 5e-2, "{worst}");
+}
+
 #[test]
 fn fused_ops_give_the_plain_loss_and_gradients() {
     let (l0, g0) = loss_and_grads(Compute::default());

@@ -90,6 +90,12 @@ pub struct Compute {
     /// The linears' bias added by an op whose gradient is summed over the tokens in two stages
     /// ([`super::fused::column_sum`]) rather than by burn's single strided reduction.
     pub fused_bias: bool,
+    /// The linears and the LM head by [`super::cublaslt::linear_bf16`]: bf16 operands, f32
+    /// accumulation, one graph node with a hand-written backward; cuBLASLt GEMMs with the bias
+    /// fused on CUDA, the reference GEMMs elsewhere. Takes precedence over `bf16_matmuls` and
+    /// `fused_bias` for the linears; set only where the device is CUDA
+    /// ([`super::cublaslt::route::resolve`]).
+    pub cublaslt: bool,
 }
 
 impl Compute {
@@ -108,7 +114,7 @@ impl Compute {
     /// `name=0|1` pairs, as the bench's RESULT line prints them.
     pub fn describe(&self) -> String {
         format!(
-            "bf16_matmuls={} gather_embedding={} fused_attention={} fused_layer_norm={} fused_cross_entropy={} fused_bias={} flash_attention={}",
+            "bf16_matmuls={} gather_embedding={} fused_attention={} fused_layer_norm={} fused_cross_entropy={} fused_bias={} flash_attention={} cublaslt={}",
             u8::from(self.bf16_matmuls),
             u8::from(self.gather_embedding),
             u8::from(self.fused_attention),
@@ -116,6 +122,7 @@ impl Compute {
             u8::from(self.fused_cross_entropy),
             u8::from(self.fused_bias),
             u8::from(self.flash_attention),
+            u8::from(self.cublaslt),
         )
     }
 }
@@ -196,6 +203,12 @@ impl Gpt {
 
     /// `x @ w + b`; with bf16 matmuls the bias is added in f32 after the product.
     fn lin(&self, x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
+        if self.compute.cublaslt {
+            let [bs, n, c] = x.dims();
+            let out = w.dims()[1];
+            return super::cublaslt::linear_bf16(x.reshape([bs * n, c]), w, Some(b), false)
+                .reshape([bs, n, out]);
+        }
         if !self.compute.bf16_matmuls && !self.compute.fused_bias {
             return linear(x, w, Some(b));
         }
@@ -301,8 +314,12 @@ impl Gpt {
         let wte = self.mat(p, 0);
         let tok = self.embed(wte.clone(), idx);
         let x = self.trunk(p, tok, dropout, cache);
-        self.mm(x.reshape([b * n, c]), wte.transpose())
-            .reshape([b, n, v])
+        if self.compute.cublaslt {
+            super::cublaslt::linear_bf16(x.reshape([b * n, c]), wte, None, true)
+        } else {
+            self.mm(x.reshape([b * n, c]), wte.transpose())
+        }
+        .reshape([b, n, v])
     }
 
     /// The final-LayerNorm hidden states `[batch, time, n_embd]` for input embeddings `x`

@@ -9,101 +9,23 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Result;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
+use lmtrain::bench::check_fixture::{forward_and_gradients, rel_err, Fixture, FixtureCheck};
 use lmtrain::config::*;
-use lmtrain::model::params::upload;
-use lmtrain::model::{Activation, Compute, Gpt, GptShape, HostParams, ParamSpec};
+use lmtrain::model::{Activation, Compute, Gpt, HostParams, ParamSpec};
 use lmtrain::train::{checkpoint, train, Task, TrainOptions};
-use safetensors::SafeTensors;
 
-struct Fixture {
-    bytes: Vec<u8>,
-    cfg: serde_json::Value,
-}
-
-impl Fixture {
-    fn load() -> Self {
-        let path = super::common::repo().join("tests/fixtures/gpt_tiny.safetensors");
-        let bytes = std::fs::read(&path).expect("the committed fixture");
-        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        let raw = header.metadata().as_ref().unwrap()["config"].clone();
-        Self {
-            cfg: serde_json::from_str(&raw).unwrap(),
-            bytes,
-        }
-    }
-    fn st(&self) -> SafeTensors<'_> {
-        SafeTensors::deserialize(&self.bytes).unwrap()
-    }
-    fn f32s(&self, name: &str) -> Vec<f32> {
-        let st = self.st();
-        let v = st
-            .tensor(name)
-            .unwrap_or_else(|_| panic!("fixture tensor {name}"));
-        v.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    }
-    fn i64s(&self, name: &str) -> Vec<i64> {
-        let st = self.st();
-        let v = st.tensor(name).unwrap();
-        v.data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    }
-    fn u(&self, k: &str) -> usize {
-        self.cfg[k].as_u64().unwrap() as usize
-    }
-    fn f(&self, k: &str) -> f64 {
-        self.cfg[k].as_f64().unwrap()
-    }
-    fn gpt(&self) -> Gpt {
-        Gpt::new(GptShape {
-            n_layer: self.u("n_layer"),
-            n_head: self.u("n_head"),
-            n_embd: self.u("n_embd"),
-            block_size: self.u("block_size"),
-            vocab_size: self.u("vocab_size"),
-            dropout: 0.0,
-            activation: Activation::Exact,
-        })
-    }
-    fn set(&self, prefix: &str, specs: &[ParamSpec]) -> HostParams {
-        specs
-            .iter()
-            .map(|s| self.f32s(&format!("{prefix}{}", s.name)))
-            .collect()
-    }
-    fn tokens(&self, name: &str, rows: std::ops::Range<usize>, device: &Device) -> Tensor<2, Int> {
-        let t = self.u("block_size");
-        let all = self.i64s(name);
-        let data = all[rows.start * t..rows.end * t].to_vec();
-        Tensor::from_data(TensorData::new(data, [rows.len(), t]), device)
-    }
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() as f64)
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs() as f64).fold(0.0, f64::max);
-    diff / scale.max(1e-30)
+fn fixture() -> Fixture {
+    Fixture::load(&super::common::repo().join("tests/fixtures/gpt_tiny.safetensors"))
+        .expect("the committed fixture")
 }
 
 fn check(what: &str, got: &[f32], want: &[f32], tol: f64) -> f64 {
+    assert_eq!(got.len(), want.len());
     let e = rel_err(got, want);
     println!("{what:<48} max rel err {e:.3e} (tolerance {tol:.0e})");
     assert!(e <= tol, "{what}: relative error {e:.3e} exceeds {tol:.0e}");
     e
-}
-
-fn vec1(t: Tensor<1>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 #[test]
@@ -118,39 +40,32 @@ fn fused_ops_match_pytorch() {
     forward_and_gradients_match_pytorch_with(Compute::all_fused());
 }
 
-fn forward_and_gradients_match_pytorch_with(compute: Compute) {
-    let fx = Fixture::load();
-    let mut gpt = fx.gpt();
-    gpt.compute = compute;
-    let device = Device::flex();
-    let params = upload(gpt.specs(), &fx.set("param.", gpt.specs()), &device).unwrap();
-    let b = fx.i64s("input").len() / fx.u("block_size");
-    let input = fx.tokens("input", 0..b, &device);
-    let target = fx.tokens("target", 0..b, &device);
+/// The cuBLASLt linears (here their reference GEMMs, bf16 operands) within the bf16 bounds
+/// that `lmtrain check-fixture --matmul cublaslt` holds them to on CUDA.
+#[test]
+fn cublaslt_linears_match_pytorch_within_bf16_bounds() {
+    let checks = forward_and_gradients_match_pytorch_with(Compute {
+        cublaslt: true,
+        ..Compute::default()
+    });
+    // bf16 operands change the numbers: an op that is not applied would show f32 errors.
+    assert!(
+        checks.iter().any(|c| c.rel_err > 1e-4),
+        "bf16 operands left no trace"
+    );
+}
 
-    let logits = gpt.forward(&params, input.clone(), 0.0);
-    let logits: Vec<f32> = logits.into_data().try_to_vec().unwrap();
-    check("logits", &logits, &fx.f32s("logits"), 1e-4);
-
-    let tracked: Vec<Tensor<1>> = params
-        .iter()
-        .map(|p| p.clone().autodiff().require_grad())
-        .collect();
-    let loss = gpt.loss(&tracked, input, target, 0.0);
-    let grads = loss.backward();
-    check("loss", &vec1(loss.inner()), &fx.f32s("loss"), 1e-4);
-    let mut worst = 0.0f64;
-    for (p, spec) in tracked.iter().zip(gpt.specs()) {
-        let g = vec1(p.grad(&grads).expect("every parameter has a gradient"));
-        let e = check(
-            &format!("grad {}", spec.name),
-            &g,
-            &fx.f32s(&format!("grad.{}", spec.name)),
-            1e-3,
-        );
-        worst = worst.max(e);
+fn forward_and_gradients_match_pytorch_with(compute: Compute) -> Vec<FixtureCheck> {
+    let checks = forward_and_gradients(&fixture(), compute, &Device::flex()).unwrap();
+    for c in &checks {
+        println!("{}", c.line());
     }
-    println!("largest gradient error: {worst:.3e}");
+    for c in &checks {
+        assert!(c.ok(), "{}", c.line());
+    }
+    let worst = checks.iter().map(|c| c.rel_err).fold(0.0, f64::max);
+    println!("largest error: {worst:.3e}");
+    checks
 }
 
 /// Feeds the fixture's batch to the real trainer: micro-batch m of every step is rows 2m..2m+2.
@@ -166,15 +81,15 @@ impl Task for FixtureTask<'_> {
         self.gpt.specs()
     }
     fn init_params(&self, _seed: u64) -> HostParams {
-        self.fx.set("param.", self.gpt.specs())
+        self.fx.set("param.", self.gpt.specs()).unwrap()
     }
     fn next_batch(&mut self, device: &Device) -> Result<Self::Batch> {
         let mb = self.fx.u("micro_batch_size");
         let rows = self.micro * mb..(self.micro + 1) * mb;
         self.micro = (self.micro + 1) % self.fx.u("grad_accum");
         Ok((
-            self.fx.tokens("input", rows.clone(), device),
-            self.fx.tokens("target", rows, device),
+            self.fx.tokens("input", rows.clone(), device)?,
+            self.fx.tokens("target", rows, device)?,
         ))
     }
     fn batch_tokens(&self, batch: &Self::Batch) -> usize {
@@ -197,7 +112,7 @@ impl Task for FixtureTask<'_> {
 
 #[test]
 fn ten_optimizer_steps_match_pytorch() {
-    let fx = Fixture::load();
+    let fx = fixture();
     let gpt = fx.gpt();
     let tmp = tempfile::tempdir().unwrap();
     let config = Config {
@@ -215,6 +130,7 @@ fn ten_optimizer_steps_match_pytorch() {
             fused_ops: false,
             bf16_matmuls: false,
             flash_attention: false,
+            matmul: Default::default(),
         },
         tokenizer: TokenizerConfig::default(),
         data: DataConfig {
@@ -309,17 +225,22 @@ fn ten_optimizer_steps_match_pytorch() {
         .iter()
         .map(|r| r["lr"].as_f64().unwrap() as f32)
         .collect();
-    check("learning rate per step", &lrs, &fx.f32s("lrs"), 1e-6);
+    check(
+        "learning rate per step",
+        &lrs,
+        &fx.f32s("lrs").unwrap(),
+        1e-6,
+    );
     check(
         "loss trajectory (10 steps)",
         &losses,
-        &fx.f32s("losses"),
+        &fx.f32s("losses").unwrap(),
         1e-4,
     );
     check(
         "pre-clip gradient norm per step",
         &norms,
-        &fx.f32s("grad_norms"),
+        &fx.f32s("grad_norms").unwrap(),
         1e-3,
     );
 
@@ -330,13 +251,13 @@ fn ten_optimizer_steps_match_pytorch() {
         check(
             &format!("final {}", spec.name),
             &state.params[i],
-            &fx.f32s(&format!("final.{}", spec.name)),
+            &fx.f32s(&format!("final.{}", spec.name)).unwrap(),
             1e-3,
         );
         check(
             &format!("ema {}", spec.name),
             &ema[i],
-            &fx.f32s(&format!("ema.{}", spec.name)),
+            &fx.f32s(&format!("ema.{}", spec.name)).unwrap(),
             1e-3,
         );
     }

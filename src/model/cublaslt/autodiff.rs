@@ -25,7 +25,8 @@ struct Saved<B: Backend> {
 #[derive(Debug)]
 struct LinearBackward;
 
-/// dX = dY·op(W)ᵀ, dW (in W's layout), db = Σ_rows dY, each only where a parent wants it.
+/// dX = dY·op(W)ᵀ, dW (in W's layout), db = Σ_rows dY, each only where a parent wants it; dW
+/// and db by one call when both are wanted (cuBLASLt: one GEMM with the BGRADA epilogue).
 fn gradients<B: LtOps, const N: usize>(ops: Ops<Saved<B>, N>, grads: &mut Gradients) {
     let dy = bf16_of::<B>(grads.consume::<B>(&ops.node));
     let s = ops.state;
@@ -36,14 +37,15 @@ fn gradients<B: LtOps, const N: usize>(ops: Ops<Saved<B>, N>, grads: &mut Gradie
             B::lt_grad_input(dy.clone(), s.w.clone(), s.w_out_in),
         );
     }
-    if let Some(node) = pw {
-        grads.register::<B>(
-            node.id,
-            B::lt_grad_weight(s.x.clone(), dy.clone(), s.w_out_in),
-        );
-    }
-    if let Some(node) = pb {
-        grads.register::<B>(node.id, B::lt_grad_bias(dy));
+    match (pw, pb) {
+        (Some(w), Some(b)) => {
+            let (dw, db) = B::lt_grad_weight_bias(s.x, dy, s.w_out_in);
+            grads.register::<B>(w.id, dw);
+            grads.register::<B>(b.id, db);
+        }
+        (Some(w), None) => grads.register::<B>(w.id, B::lt_grad_weight(s.x, dy, s.w_out_in)),
+        (None, Some(b)) => grads.register::<B>(b.id, B::lt_grad_bias(dy)),
+        (None, None) => {}
     }
 }
 
@@ -142,6 +144,15 @@ impl<B: LtOps, C: CheckpointStrategy> LtOps for Autodiff<B, C> {
             dy.into_primitive(),
             w_out_in,
         ))
+    }
+
+    fn lt_grad_weight_bias(
+        x: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        w_out_in: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::lt_grad_weight_bias(x.into_primitive(), dy.into_primitive(), w_out_in);
+        (Self::from_inner(dw), Self::from_inner(db))
     }
 
     fn lt_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -17,7 +17,7 @@
 //! - weight gradient: dW = Xᵀ·dY, epilogue BGRADA, whose output is db = Σ_rows dY.
 
 /// What the epilogue adds to a GEMM, in the row-major caller's terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RowEpilogue {
     None,
     /// C += b broadcast over rows; `b` has one entry per column of C (length N).
@@ -28,7 +28,7 @@ pub enum RowEpilogue {
 }
 
 /// cuBLASLt's epilogue for a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LtEpilogue {
     Default,
     Bias,
@@ -36,7 +36,7 @@ pub enum LtEpilogue {
 }
 
 /// Which of the caller's buffers goes where.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operand {
     /// The caller's A (left) buffer.
     RowA,
@@ -46,7 +46,7 @@ pub enum Operand {
 
 /// One `cublasLtMatmul` call, column-major: D (m×n, ldc) = op(first)·op(second), with the
 /// epilogue. `trans_*` apply to the operand as cuBLASLt reads it (column-major, with its ld).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LtGemm {
     pub first: Operand,
     pub second: Operand,

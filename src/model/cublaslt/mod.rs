@@ -3,15 +3,24 @@
 //!
 //! cuBLASLt is column-major and the project's tensors are row-major, so every call goes through
 //! one mapping, [`layout::LtGemm::from_row_major`], which a CPU test checks against a reference
-//! column-major GEMM with cuBLASLt's semantics. [`ops::LtOps`] is the op, with reference bodies
-//! on every backend for now; its CUDA body, which will issue the calls on cubecl's stream through
-//! this mapping, is not built yet. The design, with the sources it rests on, is in
-//! `docs/design/cublaslt-linear.md`.
+//! column-major GEMM with cuBLASLt's semantics. [`ops::LtOps`] is the op: reference bodies
+//! (`reference`) on every backend, and on the cubecl backend's CUDA devices cuBLASLt calls on
+//! cubecl's own stream (`cube`, `cuda`), each an opaque custom operation in burn's fusion graph.
+//! [`route::MatmulRoute`] is the `model.matmul` key that picks it for the GPT's linears. The
+//! design, with the sources it rests on, is in `docs/design/cublaslt-linear.md`; nothing of the
+//! CUDA body has run on a GPU yet.
 
 mod autodiff;
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+mod cube;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod layout;
 pub mod ops;
+mod reference;
+pub mod route;
 #[cfg(test)]
 mod tests;
 
 pub use ops::{linear_bf16, LtOps};
+pub use route::MatmulRoute;
