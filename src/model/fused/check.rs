@@ -281,6 +281,62 @@ fn check_linear(s: CheckShapes, head: bool, device: &Device) -> OpCheck {
     }
 }
 
+/// The bf16 linear's GEMM methods ([`crate::model::cublaslt::LtOps`]) called directly with f32
+/// operands, for devices without bf16 (wgpu): under burn's fusion each is an opaque custom
+/// operation, so this checks that plumbing (output shapes, the weight and bias gradients'
+/// pair) on the cubecl route, against burn's plain matmul and sum. Forward with bias and the
+/// head's transposed weight, the input gradient, the weight and bias gradients.
+fn check_lt_gemms(s: CheckShapes, device: &Device) -> OpCheck {
+    use crate::model::cublaslt::ops::{lt_call, LtCall, LtOps};
+    let (r, c) = (s.rows, s.width);
+    let n = 3 * c;
+    let (x, w, b, dy) = (
+        random([r, c], device),
+        random([c, n], device),
+        random([n], device),
+        random([r, n], device),
+    );
+    let wte = random([s.vocab, c], device);
+    let y = lt_call(
+        LtCall::Forward { w_out_in: false },
+        x.clone(),
+        w.clone(),
+        Some(b.clone()),
+    );
+    let logits = lt_call(
+        LtCall::Forward { w_out_in: true },
+        x.clone(),
+        wte.clone(),
+        None,
+    );
+    let dx = lt_call(
+        LtCall::GradInput { w_out_in: false },
+        dy.clone(),
+        w.clone(),
+        None,
+    );
+    let (dw, db) = <burn::backend::Dispatch as LtOps>::lt_grad_weight_bias(
+        x.clone().into_dispatch(),
+        dy.clone().into_dispatch(),
+        false,
+    );
+    let (dw, db) = (
+        Tensor::<2>::from_dispatch(dw),
+        Tensor::<1>::from_dispatch(db),
+    );
+    OpCheck {
+        op: format!("linear GEMM ops, f32 operands [{r},{c}]x[{c},{n}]+b"),
+        bf16: false,
+        deviations: vec![
+            deviation("out", y, x.clone().matmul(w.clone()) + b.unsqueeze::<2>()),
+            deviation("head", logits, x.clone().matmul(wte.transpose())),
+            deviation("dx", dx, dy.clone().matmul(w.transpose())),
+            deviation("dw", dw, x.transpose().matmul(dy.clone())),
+            deviation("dbias", db, dy.sum_dim(0).reshape([n])),
+        ],
+    }
+}
+
 fn check_cross_entropy(s: CheckShapes, seed: u64, device: &Device) -> OpCheck {
     let (r, v) = (s.rows, s.vocab);
     let logits = random([r, v], device) * 2.0;
@@ -326,6 +382,8 @@ pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck
     if has_bf16(device) {
         checks.push(check_linear(shapes, false, device));
         checks.push(check_linear(shapes, true, device));
+    } else {
+        checks.push(check_lt_gemms(shapes, device));
     }
     checks
 }
@@ -333,4 +391,18 @@ pub fn check_all(shapes: CheckShapes, seed: u64, device: &Device) -> Vec<OpCheck
 /// Whether `device` computes in bf16 (WGSL, for one, has no bf16 type).
 pub fn has_bf16(device: &Device) -> bool {
     device.supports_dtype(burn::tensor::DType::BF16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The GEMM-op check that wgpu runs (it has no bf16), here on the CPU's reference bodies:
+    /// every output agrees with burn's plain ops to f32 rounding.
+    #[test]
+    fn lt_gemm_ops_match_plain_ops() {
+        let c = check_lt_gemms(CheckShapes::small(), &Device::flex());
+        assert_eq!(c.deviations.len(), 5);
+        assert!(c.worst() < 1e-5, "{c:?}");
+    }
 }
