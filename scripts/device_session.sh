@@ -105,7 +105,8 @@ if [ -n "${CARRIED_CACHE:-}" ]; then
 fi
 say "card: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 say "cores: $(nproc); kernel cache: $LMTRAIN_KERNEL_CACHE"
-step gemm-table 90 150 env LMTRAIN="$LMTRAIN" bash scripts/gemm_bench.sh --shape b --device cuda --reps 20
+say "cuBLASLt files: $(ls /usr/local/cuda/lib64/libcublasLt.so* /usr/local/cuda/targets/x86_64-linux/lib/libcublasLt.so* 2>/dev/null | tr '\n' ' ')"
+step gemm-table 90 180 env LMTRAIN="$LMTRAIN" bash scripts/gemm_bench.sh --shape b --device cuda --reps 20
 step check-ops 60 120 "$LMTRAIN" check-ops --shapes gpu
 step fixture-cublaslt 20 60 "$LMTRAIN" check-fixture --device cuda --matmul cublaslt
 step nccl-smoke 30 60 "$LMTRAIN" check-nccl --devices 0 --mib 256

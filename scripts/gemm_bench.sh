@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --only) ONLY=(--only "$2"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "gemm_bench: unknown argument '$1' (use --shape, --device, --reps, --only)" >&2; exit 2 ;;
   esac
 done
@@ -105,4 +105,8 @@ if "cublaslt" in steps and "burn_bf16" in steps:
     decision = "stay_on_cubecl" if speed >= 0.6 else "switch_to_cublaslt"
     print(f"GEMM_ROUTE shape={sys.argv[3]} burn_bf16_ms={fmt('burn_bf16')} cublaslt_ms={fmt('cublaslt')} "
           f"burn_vs_cublaslt={speed:.3f} cublaslt_vs_torch={ratio('torch_bf16', 'cublaslt')} decision={decision}")
+else:
+    why = ("the cuBLASLt op ran its reference GEMMs (lt_reference): cuBLASLt runs only on CUDA"
+           if "lt_reference" in steps else "no cublaslt rows (see the SKIP line above)")
+    print(f"GEMM_ROUTE shape={sys.argv[3]} decision=n/a: {why}")
 PY

@@ -3,8 +3,11 @@
 # same run in f32 (same initial weights, same batches: lmtrain bench's fixed seed), and whether
 # it stays within a stated band.
 #
-#   scripts/loss_band.sh [--config A] [--steps 300] [--every 10] [--device auto] [--band 0.02] \
-#       [-- VARIANT_FLAGS...]        (default variant: --matmul cublaslt)
+#   scripts/loss_band.sh [--config A|B|tiny] [--steps 300] [--every 10] [--device auto]
+#       [--band 0.02] [-- VARIANT_FLAGS...]        (default variant: --matmul cublaslt)
+#
+# A and B are the benchmark shapes (A's 300 steps take seconds on a GPU, tens of minutes on a
+# CPU); tiny (bench's default: 2 layers, d 64, seq 32, batch 8) checks the script in seconds.
 #
 # Prints both curves' LOSS lines, then
 #   LOSS_BAND config=A steps=300 variant="--matmul cublaslt" max_rel_diff=… band=0.02
@@ -12,7 +15,10 @@
 # max_rel_diff is the largest |L_variant − L_f32| / L_f32 over the sampled steps, each loss the
 # mean of itself and its two sampled neighbours (single steps are noisy in bf16 and f32 alike).
 # The band (default 2%) is about five times the bf16 rounding of one operand (2⁻⁸ ≈ 0.4%).
-# Exit status 1 when the band is exceeded. LMTRAIN=path overrides target/release/lmtrain.
+# Exit status 1 when the band is exceeded; 3 (LOSS_BAND … SKIP) when the variant asks for
+# cuBLASLt and the run did not use it (no CUDA device, or no libcublasLt.so.13: the log says
+# which), since the two curves would then be the same run. LMTRAIN=path overrides
+# target/release/lmtrain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=A STEPS=300 EVERY=10 DEVICE=auto BAND=0.02
@@ -24,7 +30,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --band) BAND=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "loss_band: unknown argument '$1' (use --config, --steps, --every, --device, --band, -- FLAGS)" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +41,11 @@ LMTRAIN=${LMTRAIN:-target/release/lmtrain}
 LOG_DIR=$(mktemp -d)
 trap 'rm -rf "$LOG_DIR"' EXIT
 common=(bench --steps "$STEPS" --warmup-steps 0 --no-clip-ema-line --loss-every "$EVERY" --device "$DEVICE")
-if [[ "$CONFIG" =~ ^[AaBb]$ ]]; then common+=(--config "$CONFIG"); fi
+case "$CONFIG" in
+  A|a|B|b) common+=(--config "$CONFIG") ;;
+  tiny) ;;
+  *) echo "loss_band: --config $CONFIG: use A, B or tiny" >&2; exit 2 ;;
+esac
 "$LMTRAIN" "${common[@]}" --label f32 | tee "$LOG_DIR/f32.txt"
 "$LMTRAIN" "${common[@]}" --label variant "${VARIANT[@]}" | tee "$LOG_DIR/variant.txt"
 python3 - "$LOG_DIR/f32.txt" "$LOG_DIR/variant.txt" "$CONFIG" "$STEPS" "$BAND" "${VARIANT[*]}" <<'PY'
@@ -48,6 +58,15 @@ def curve(path):
             out[int(d["step"])] = float(d["loss"])
     return out
 a, b = curve(sys.argv[1]), curve(sys.argv[2])
+def result(path):
+    for line in open(path):
+        if line.startswith("RESULT "):
+            return dict(x.split("=", 1) for x in line.split()[1:] if "=" in x)
+    return {}
+if "cublaslt" in sys.argv[6] and result(sys.argv[2]).get("cublaslt") != "1":
+    print(f'LOSS_BAND config={sys.argv[3]} steps={sys.argv[4]} variant="{sys.argv[6]}" SKIP: '
+          "the variant's run did not use cuBLASLt (its log above says why)")
+    sys.exit(3)
 steps = sorted(set(a) & set(b))
 if len(steps) < 3:
     sys.exit("loss_band: fewer than 3 common LOSS lines; did both runs finish?")

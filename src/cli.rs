@@ -91,10 +91,12 @@ pub enum Command {
     /// all-reduce of a buffer. Prints CHECK and RESULT lines; fails when a check does.
     CheckNccl(CheckNcclArgs),
     /// Time the GEMMs of one training step's linears one by one (forward, input and weight
-    /// gradients of qkv, proj, fc, fc_proj and the tied LM head) in f32 and, where the device
-    /// has it, with bf16 operands: one `GEMM` line each (median ms, TFLOP/s, error against f64
-    /// on sampled entries) and a `GEMM_STEP` line per implementation (scripts/gemm_bench.sh
-    /// puts it beside PyTorch).
+    /// gradients of qkv, proj, fc, fc_proj and the tied LM head) with burn's matmul in f32
+    /// (burn_f32) and, where the device has bf16, on bf16 operands (burn_bf16) and through the
+    /// cuBLASLt op of `model.matmul = "cublaslt"` (cublaslt on CUDA; off CUDA the op's reference
+    /// GEMMs, lt_reference): one `GEMM` line each (median ms, TFLOP/s, error against f64 on
+    /// sampled entries) and a `GEMM_STEP` line per implementation (scripts/gemm_bench.sh puts it
+    /// beside PyTorch and prints the route decision).
     GemmBench(GemmBenchArgs),
     /// Fill the GPU kernel cache for a config ahead of its run: a throw-away run of a few
     /// training steps, one validation and one generation evaluation on the chosen device, so
@@ -252,7 +254,8 @@ pub struct TokenizerArgs {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// A named shape: "A" (6 layers, d 384, seq 256, batch 64, vocab 8192) or "B" (12 layers,
-    /// d 768, seq 1024, batch 16, vocab 50304). The flags below override single dimensions.
+    /// d 768, seq 1024, batch 16, vocab 50304). Without it: 2 layers, d 64, 4 heads, seq 32,
+    /// batch 8, vocab 128 (seconds on a CPU). The flags below override single dimensions.
     #[arg(long, value_name = "A|B")]
     pub config: Option<String>,
     #[arg(long)]
@@ -375,7 +378,7 @@ pub struct GemmBenchArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Model shape: "b" (12 layers, width 768, 16 × 1024 tokens, vocabulary 50304), "a" (6,
-    /// 384, 64 × 256, 8192) or "tiny".
+    /// 384, 64 × 256, 8192) or "tiny" (2, 16, 24, 40: checks the command in seconds).
     #[arg(long, default_value = "b")]
     pub shape: String,
     /// Timed repetitions of each GEMM (the median is reported).

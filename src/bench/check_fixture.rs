@@ -252,15 +252,38 @@ pub fn run(
     let fx = Fixture::load(path)?;
     crate::kernel_cache::configure(None)?;
     let chosen = crate::device::choose_device(crate::device::DeviceChoice::parse(device)?)?;
-    let (cublaslt, backend_note) = crate::model::cublaslt::route::resolve(matmul, chosen.backend);
-    compute.cublaslt = cublaslt;
+    // The route as a check needs it: cuBLASLt on CUDA (refused when it cannot load, since the
+    // check would then not check it), the op's reference GEMMs on other devices.
+    let wants_lt = matmul == crate::model::cublaslt::MatmulRoute::Cublaslt;
+    if (wants_lt || compute.bf16_matmuls) && !crate::model::fused::check::has_bf16(&chosen.device) {
+        bail!(
+            "{} has no bf16, which --matmul cublaslt and --bf16-matmuls need",
+            chosen.description
+        );
+    }
+    let note = if wants_lt {
+        let (on, note) = crate::model::cublaslt::route::resolve(matmul, chosen.backend);
+        match (on, chosen.backend) {
+            (true, _) => note.unwrap_or_default(),
+            (false, "cuda") => bail!(
+                "--matmul cublaslt: {}",
+                note.unwrap_or_else(|| "cuBLASLt is unavailable".into())
+            ),
+            (false, b) => format!(
+                "--matmul cublaslt on {b}: the op's reference GEMMs (cuBLASLt runs only on CUDA)"
+            ),
+        }
+    } else {
+        String::new()
+    };
+    compute.cublaslt = wants_lt;
     eprintln!(
         "[lmtrain] check-fixture on {}: {}",
         chosen.description,
         compute.describe()
     );
-    if let Some(n) = backend_note {
-        eprintln!("[lmtrain] {n}");
+    if !note.is_empty() {
+        eprintln!("[lmtrain] {note}");
     }
     let checks = forward_and_gradients(&fx, compute, &chosen.device)?;
     for c in &checks {

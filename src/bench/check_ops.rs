@@ -51,20 +51,22 @@ pub fn run(o: &CheckOpsOptions) -> Result<()> {
         println!("SKIP op=\"attention bf16\": this device has no bf16");
     }
     // Which GEMMs the "linear bf16" lines exercise: cuBLASLt on CUDA, the op's reference
-    // GEMMs elsewhere (or on CUDA without the library, said here).
-    let (lt, note) = crate::model::cublaslt::route::resolve(
-        crate::model::cublaslt::MatmulRoute::Cublaslt,
-        chosen.backend,
-    );
-    eprintln!(
-        "[lmtrain] the linear bf16 lines run {}{}",
-        if lt {
-            "cuBLASLt"
-        } else {
-            "the op's reference GEMMs"
-        },
-        note.map(|n| format!(" ({n})")).unwrap_or_default()
-    );
+    // GEMMs elsewhere (and on CUDA without the library, saying why).
+    if has_bf16(&chosen.device) {
+        let (lt, note) = crate::model::cublaslt::route::resolve(
+            crate::model::cublaslt::MatmulRoute::Cublaslt,
+            chosen.backend,
+        );
+        eprintln!(
+            "[lmtrain] the linear bf16 lines run {}",
+            match (lt, chosen.backend) {
+                (true, _) => "cuBLASLt".to_string(),
+                (false, "cuda") =>
+                    format!("the op's reference GEMMs: {}", note.unwrap_or_default()),
+                (false, _) => "the op's reference GEMMs (cuBLASLt runs only on CUDA)".to_string(),
+            }
+        );
+    }
     let mut failed = 0;
     for c in check_all(shapes, o.seed, &chosen.device) {
         let bound = if c.bf16 {

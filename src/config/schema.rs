@@ -112,7 +112,7 @@ impl ModelConfig {
             parts.push("the backend's attention kernel for causal attention's forward pass".into());
         }
         if self.matmul == crate::model::cublaslt::MatmulRoute::Cublaslt {
-            parts.push("cuBLASLt linears (bf16 operands, f32 accumulation, fused bias) where the device is CUDA".into());
+            parts.push("model.matmul = \"cublaslt\" (bf16 operands, f32 accumulation, fused bias; CUDA only: the next line says whether this run uses it)".into());
         }
         parts.join("; ")
     }

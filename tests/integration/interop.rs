@@ -46,13 +46,7 @@ fn expected(dir: &Path) -> (Vec<Vec<u32>>, Vec<f32>, usize) {
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() as f64)
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs() as f64).fold(0.0, f64::max);
-    diff / scale.max(1e-30)
+    lmtrain::bench::check_fixture::rel_err(a, b)
 }
 
 /// lmtrain's logits for each row of the fixture batch, flattened like transformers'.

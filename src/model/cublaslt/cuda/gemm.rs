@@ -34,12 +34,20 @@ fn devices() -> &'static Mutex<HashMap<usize, Result<DeviceLt, String>>> {
     D.get_or_init(Default::default)
 }
 
-/// A contiguous tensor of `dtype` on the current stream: cast, made contiguous, or copied as
-/// needed (each a cubecl kernel on the current stream).
+/// Why the heuristic refused `g` on device `index` before, if it did.
+fn refused(index: usize, g: &LtGemm) -> Option<String> {
+    let devices = devices().lock().ok()?;
+    devices.get(&index)?.as_ref().ok()?.refused.get(g).cloned()
+}
+
+/// A dense row-major tensor of `dtype` on the current stream: cast, made contiguous, or copied
+/// as needed (each a cubecl kernel on the current stream). Dense: a cast's or a copy's output
+/// may be pitched (rows padded), which `into_contiguous` undoes.
 pub fn prepared(t: CubeTensor, dtype: DType) -> CubeTensor {
-    let t = burn_cubecl::kernel::into_contiguous(burn_cubecl::kernel::cast(t, dtype));
+    use burn_cubecl::kernel::{cast, into_contiguous};
+    let t = into_contiguous(cast(t, dtype));
     if t.handle.clone().binding().stream != StreamId::current() {
-        t.copy()
+        into_contiguous(t.copy())
     } else {
         t
     }
@@ -80,6 +88,9 @@ pub fn gemm(
         (Some(_), Some(_)) => return Err("a bias and a bias gradient in one GEMM".into()),
     };
     let g = LtGemm::from_row_major((m, n, k), trans_a, trans_b, epilogue)?;
+    if let Some(e) = refused(index, &g) {
+        return Err(e);
+    }
     let (first, second) = match (g.first, g.second) {
         (Operand::RowB, Operand::RowA) => (b, a),
         _ => (a, b),
@@ -100,9 +111,12 @@ pub fn gemm(
         .map(|r| r.resource().stream)
         .chain(r_bias.iter().map(|r| r.resource().stream))
         .all(|s| s == stream);
+    // Every buffer comes back with the calling stream (the patch hands out the stream the
+    // command resolved); a null one means cubecl-cuda is not the patched copy.
     if stream.is_null() || !same {
         return Err(
-            "cubecl handed out buffers without one common stream (is cubecl-cuda patched?)".into(),
+            "cubecl handed out no common CUDA stream with its buffers (is cubecl-cuda the patched copy in vendor/?)"
+                .into(),
         );
     }
     let (p_first, p_second, p_c) = (
@@ -110,6 +124,13 @@ pub fn gemm(
         r_second.resource().ptr,
         r_c.resource().ptr,
     );
+    // cuBLASLt's epilogues need a 16-byte aligned bias (llm.c's matmul_cublaslt checks the
+    // same); a fresh cubecl buffer always is, a slice might not be.
+    if let Some(r) = &r_bias {
+        if r.resource().ptr % 16 != 0 {
+            return Err("the bias vector is not 16-byte aligned".into());
+        }
+    }
     let key = PlanKey {
         gemm: g,
         align: [alignment(p_first), alignment(p_second), alignment(p_c)],
@@ -152,7 +173,7 @@ pub fn gemm(
             plan.layouts[2],
             &plan.algo,
             workspace as *mut c_void,
-            // The heuristic was limited to this size (`plan.workspace` ≤ it).
+            // The heuristic was limited to this size.
             WORKSPACE_BYTES,
             stream.cast(),
         )

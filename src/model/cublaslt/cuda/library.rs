@@ -15,8 +15,10 @@
 //! the system's library directories (the same lists as NCCL's search,
 //! [`crate::train::dp::nccl_lib::NcclSearch`]). [`load`] opens the file found and keeps it open:
 //! the dynamic loader then answers cudarc's later `dlopen("libcublasLt.so.13")` with it, since a
-//! loaded library matches its soname. It then asks cudarc's binding for `cublasLtGetVersion` and
-//! refuses any major version but 13.
+//! loaded library matches its soname. cudarc tries the unversioned `libcublasLt.so` first, which
+//! the loader looks up on its path instead, so [`load`] then compares the version cudarc's
+//! binding reports with the found file's own and refuses a difference, and any major version
+//! but 13.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -166,6 +168,13 @@ fn load_from(search: &LtSearch) -> Result<LoadedLt, String> {
     // SAFETY: loading runs the library's initialisers; cuBLASLt's are those of any CUDA library.
     let lib = unsafe { libloading::Library::new(&path) }
         .map_err(|e| format!("cannot load {} (found in {source}): {e}", path.display()))?;
+    // The version of the file found, asked through its own handle.
+    // SAFETY: `cublasLtGetVersion` takes nothing and returns a size_t, in every cuBLASLt.
+    let ours = unsafe {
+        lib.get::<unsafe extern "C" fn() -> usize>(b"cublasLtGetVersion\0")
+            .map(|f| f())
+            .map_err(|e| format!("{} is not cuBLASLt: {e}", path.display()))?
+    };
     // Kept open for the whole process: cudarc's own dlopen by soname resolves to it.
     std::mem::forget(lib);
     // SAFETY: opens (or finds already open) the library by its soname; no other effect.
@@ -175,12 +184,16 @@ fn load_from(search: &LtSearch) -> Result<LoadedLt, String> {
             path.display()
         ));
     }
-    // SAFETY: a plain query with no arguments, on the library cudarc has just opened.
+    // SAFETY: a plain query with no arguments, on the library cudarc has opened.
     let version = unsafe { cudarc::cublaslt::sys::cublasLtGetVersion() };
-    if version / 10_000 != BINDINGS_MAJOR as usize {
+    // cudarc tries `libcublasLt.so` (and a few other names) before `libcublasLt.so.13`, and
+    // the loader answers those from its search path, not from the file already loaded.
+    if version != ours || version / 10_000 != BINDINGS_MAJOR as usize {
         return Err(format!(
-            "cuBLASLt {} was loaded (cudarc's search order found it before {}), but lmtrain's bindings are for CUDA {BINDINGS_MAJOR}; put the CUDA {BINDINGS_MAJOR} library's directory first in LD_LIBRARY_PATH",
+            "cudarc opened cuBLASLt {} rather than {} ({}): an unversioned libcublasLt.so earlier on the loader's path (LD_LIBRARY_PATH, then the system's) shadows it; take that directory out of LD_LIBRARY_PATH, or put {}'s directory first",
             version_string(version),
+            path.display(),
+            version_string(ours),
             path.display()
         ));
     }

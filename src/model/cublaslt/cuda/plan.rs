@@ -39,12 +39,11 @@ pub fn alignment(ptr: u64) -> u32 {
 }
 
 /// A cached call: descriptor, layouts of the first operand, the second and the output, and
-/// the algorithm.
+/// the algorithm the heuristic chose within the workspace. Destroys its descriptors on drop.
 pub struct Plan {
     pub desc: sys::cublasLtMatmulDesc_t,
     pub layouts: [sys::cublasLtMatrixLayout_t; 3],
     pub algo: sys::cublasLtMatmulAlgo_t,
-    pub workspace: usize,
 }
 
 /// One device's cuBLASLt state. Raw CUDA handles, used only under [`super::state`]'s lock.
@@ -53,6 +52,9 @@ pub struct DeviceLt {
     pub handle: sys::cublasLtHandle_t,
     workspaces: HashMap<usize, CUdeviceptr>,
     plans: HashMap<PlanKey, Result<Plan, String>>,
+    /// Calls the heuristic refused (at any alignment): checked before the buffers are fetched,
+    /// so that a refused epilogue costs no host round trips on later steps.
+    pub refused: HashMap<LtGemm, String>,
 }
 
 // SAFETY: the handles are plain pointers that CUDA allows any thread to use with the context
@@ -97,6 +99,7 @@ impl DeviceLt {
             handle,
             workspaces: HashMap::new(),
             plans: HashMap::new(),
+            refused: HashMap::new(),
         })
     }
 
@@ -116,11 +119,11 @@ impl DeviceLt {
     /// The plan for `key`, built (and its heuristic answer cached, a refusal too) on first use.
     pub fn plan(&mut self, key: PlanKey) -> Result<&Plan, String> {
         let handle = self.handle;
-        self.plans
-            .entry(key)
-            .or_insert_with(|| build(handle, &key))
-            .as_ref()
-            .map_err(Clone::clone)
+        let plan = self.plans.entry(key).or_insert_with(|| build(handle, &key));
+        if let Err(e) = plan {
+            self.refused.insert(key.gemm, e.clone());
+        }
+        plan.as_ref().map_err(Clone::clone)
     }
 }
 
@@ -159,8 +162,12 @@ fn build(handle: sys::cublasLtHandle_t, key: &PlanKey) -> Result<Plan, String> {
     };
     let bf16 = sys::cudaDataType::CUDA_R_16BF;
     let f32t = sys::cudaDataType::CUDA_R_32F;
-    let layout = |t, r: usize, c: usize, ld: usize| {
-        lt::create_matrix_layout(t, r as u64, c as u64, ld as i64).map_err(err("matrix layout"))
+    // Owned from here: on an early return, `Drop` destroys what was created.
+    let mut plan = Plan {
+        desc,
+        layouts: [std::ptr::null_mut(); 3],
+        // SAFETY: a plain-data struct of integers, overwritten by the heuristic's answer.
+        algo: unsafe { std::mem::zeroed() },
     };
     // SAFETY: `desc` and `pref` are live descriptors made here; every value has the size and
     // type the attribute's documentation gives.
@@ -183,42 +190,61 @@ fn build(handle: sys::cublasLtHandle_t, key: &PlanKey) -> Result<Plan, String> {
             D::CUBLASLT_MATMUL_DESC_EPILOGUE,
             epilogue(g.epilogue)
         )?;
-        let layouts = [
-            layout(bf16, rows_first, cols_first, g.ld_first)?,
-            layout(bf16, rows_second, cols_second, g.ld_second)?,
-            layout(f32t, g.m, g.n, g.ldc)?,
-        ];
-        let pref = lt::create_matmul_pref().map_err(err("preference"))?;
-        set_attr!(
-            lt::set_matmul_pref_attribute,
-            pref,
-            P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-            WORKSPACE_BYTES as u64
-        )?;
-        for (attr, a) in [
-            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align[0]),
-            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align[1]),
-            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align[2]),
-            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align[2]),
-        ] {
-            set_attr!(lt::set_matmul_pref_attribute, pref, attr, a)?;
+        for (i, (t, r, c, ld)) in [
+            (bf16, rows_first, cols_first, g.ld_first),
+            (bf16, rows_second, cols_second, g.ld_second),
+            (f32t, g.m, g.n, g.ldc),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            plan.layouts[i] = lt::create_matrix_layout(t, r as u64, c as u64, ld as i64)
+                .map_err(err("matrix layout"))?;
         }
-        let found = lt::get_matmul_algo_heuristic(
-            handle, desc, layouts[0], layouts[1], layouts[2], layouts[2], pref,
-        );
+        let pref = lt::create_matmul_pref().map_err(err("preference"))?;
+        let mut prefs = || -> Result<(), String> {
+            set_attr!(
+                lt::set_matmul_pref_attribute,
+                pref,
+                P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                WORKSPACE_BYTES as u64
+            )?;
+            for (attr, a) in [
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align[0]),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align[1]),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align[2]),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align[2]),
+            ] {
+                set_attr!(lt::set_matmul_pref_attribute, pref, attr, a)?;
+            }
+            let l = plan.layouts;
+            let h = lt::get_matmul_algo_heuristic(handle, desc, l[0], l[1], l[2], l[2], pref)
+                .map_err(|e| {
+                    format!(
+                        "cuBLASLt has no algorithm for {g:?} (pointer alignments {:?}): {e:?}",
+                        key.align
+                    )
+                })?;
+            plan.algo = h.algo;
+            Ok(())
+        };
+        let found = prefs();
         let _ = lt::destroy_matmul_pref(pref);
-        let h = found.map_err(|e| {
-            format!(
-                "cuBLASLt has no algorithm for {g:?} (pointer alignments {:?}): {e:?}",
-                key.align
-            )
-        })?;
-        Ok(Plan {
-            desc,
-            layouts,
-            algo: h.algo,
-            workspace: h.workspaceSize,
-        })
+        found?;
+    }
+    Ok(plan)
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // SAFETY: each was created by `build` and is destroyed once, here; null ones were not
+        // created.
+        unsafe {
+            for l in self.layouts.into_iter().filter(|l| !l.is_null()) {
+                let _ = lt::destroy_matrix_layout(l);
+            }
+            let _ = lt::destroy_matmul_desc(self.desc);
+        }
     }
 }
 
