@@ -426,7 +426,13 @@ mod tests {
         assert_eq!(saved.model.compute(), crate::model::Compute::default());
         let c = changed.model.compute();
         assert!(c.bf16_matmuls && c.flash_attention && c.fused_attention && c.gather_embedding);
-        assert!(c.cublaslt && changed.model.describe_compute().contains("cuBLASLt"));
+        assert!(
+            c.cublaslt
+                && changed
+                    .model
+                    .describe_compute()
+                    .contains("model.matmul = \"cublaslt\"")
+        );
         assert!(changed.model.describe_compute().contains("bf16"));
     }
 }
