@@ -195,22 +195,25 @@ impl NcclSearch {
                 return Ok(FoundNccl { path, source });
             }
         }
-        let list = |v: &[PathBuf]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+        let list = list_dirs;
         bail!(
             "NCCL not found: data-parallel training on several CUDA devices all-reduces through NCCL (libnccl.so or libnccl.so.2), and none was in LD_LIBRARY_PATH ({}), the pip wheel directories ({}) or the system library directories ({}). Install it (`pip install nvidia-nccl-cu12`, or -cu13 for CUDA 13; or the distribution's libnccl2 package), or set {ENV_NCCL} to the library file or its directory",
             list(&self.ld_library_path),
             list(&wheel_dirs),
             list(&self.system_dirs)
         )
+    }
+}
+
+/// Directories for an error message: comma-separated, or "none".
+pub fn list_dirs(v: &[PathBuf]) -> String {
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::train::dp::nccl_lib::NcclSearch;
+use crate::train::dp::nccl_lib::{list_dirs, NcclSearch};
 
 /// The environment variable naming cuBLASLt's library (a file) or its directory.
 pub const ENV_CUBLASLT: &str = "LMTRAIN_CUBLASLT";
@@ -119,14 +119,7 @@ impl LtSearch {
                 return Ok((path, source));
             }
         }
-        let list = |v: &[PathBuf]| {
-            let s: Vec<String> = v.iter().map(|p| p.display().to_string()).collect();
-            if s.is_empty() {
-                "none".to_string()
-            } else {
-                s.join(", ")
-            }
-        };
+        let list = list_dirs;
         Err(format!(
             "cuBLASLt not found: model.matmul = \"cublaslt\" needs libcublasLt.so.{BINDINGS_MAJOR} (CUDA 13), and none was in LD_LIBRARY_PATH ({}), the pip wheel directories ({}) or the system library directories ({}). Install it (`pip install nvidia-cublas`, which PyTorch for CUDA 13 brings, or the CUDA 13 toolkit), or set {ENV_CUBLASLT} to the library file or its directory",
             list(&self.ld_library_path),
