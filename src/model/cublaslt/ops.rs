@@ -89,6 +89,34 @@ mod meta {
     pub fn grad_bias(dy: &TensorSpec) -> TensorSpec {
         TensorSpec::new(Shape::new([dy.shape.as_slice()[1]]), DType::F32)
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The shapes fusion is told agree with the reference bodies' (M 5, K 3, N 7), for
+        /// both weight layouts.
+        #[test]
+        fn output_shapes() {
+            let s = |d: [usize; 2]| TensorSpec::new(Shape::new(d), DType::BF16);
+            let dims = |t: TensorSpec| (t.shape.as_slice().to_vec(), t.dtype);
+            let f = |d: Vec<usize>| (d, DType::F32);
+            let (x, dy) = (s([5, 3]), s([5, 7]));
+            for (w, out_in) in [(s([3, 7]), false), (s([7, 3]), true)] {
+                assert_eq!(dims(linear(&x, &w, &out_in)), f(vec![5, 7]));
+                assert_eq!(
+                    dims(linear_bias(&x, &w, &s([7, 1]), &out_in)),
+                    f(vec![5, 7])
+                );
+                assert_eq!(dims(grad_input(&dy, &w, &out_in)), f(vec![5, 3]));
+                let dw = if out_in { vec![7, 3] } else { vec![3, 7] };
+                assert_eq!(dims(grad_weight(&x, &dy, &out_in)), f(dw.clone()));
+                let (a, b) = grad_weight_bias(&x, &dy, &out_in);
+                assert_eq!((dims(a), dims(b)), (f(dw), f(vec![7])));
+            }
+            assert_eq!(dims(grad_bias(&dy)), f(vec![7]));
+        }
+    }
 }
 
 /// The ops, on the backends lmtrain runs: flex (CPU) and, with the `cuda` or `wgpu` feature,
