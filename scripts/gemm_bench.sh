@@ -12,6 +12,7 @@
 # (a ratio above 1 means burn's GEMMs take less time than PyTorch's), and issue 18's decision:
 #   GEMM_ROUTE shape=S burn_bf16_ms=… cublaslt_ms=… burn_vs_cublaslt=<cublaslt_ms/burn_bf16_ms>
 #              cublaslt_vs_torch=<torch_bf16_ms/cublaslt_ms> decision=<stay_on_cubecl|switch_to_cublaslt>
+#              (no decision when a cublaslt row says fallback=gemm: it timed burn's matmul)
 # (stay on cubecl when burn's bf16 matmul reaches ≥ 0.6× cuBLASLt's speed over the step). Each repetition is timed
 # between two device syncs, on both sides, so the smallest GEMMs include the launch latency.
 #
@@ -58,7 +59,11 @@ esac
 
 LOG_DIR=$(mktemp -d)
 trap 'rm -rf "$LOG_DIR"' EXIT
-"$LMTRAIN" gemm-bench --device "$DEVICE" --shape "$SHAPE" --reps "$REPS" "${ONLY[@]}" | tee "$LOG_DIR/burn.txt"
+# A failure part-way (the cuBLASLt implementation runs last, and has not run on a GPU before)
+# keeps the lines printed so far: PyTorch's side and the table still come.
+if ! "$LMTRAIN" gemm-bench --device "$DEVICE" --shape "$SHAPE" --reps "$REPS" "${ONLY[@]}" | tee "$LOG_DIR/burn.txt"; then
+  echo "gemm_bench: lmtrain gemm-bench failed part-way; the table has the lines it printed" >&2
+fi
 "$PYTHON" scripts/gemm_bench_torch.py --device "$TORCH_DEVICE" --shape "$SHAPE" --reps "$REPS" "${ONLY[@]}" \
   | tee "$LOG_DIR/torch.txt"
 
@@ -100,9 +105,13 @@ fmt = lambda i: f"{steps[i]:.3f}" if i in steps else "n/a"
 print(f"\nGEMM_RATIO shape={sys.argv[3]} device={sys.argv[4]} burn_bf16_ms={fmt('burn_bf16')} "
       f"torch_bf16_ms={fmt('torch_bf16')} bf16_ratio={ratio('torch_bf16', 'burn_bf16')} "
       f"burn_f32_ms={fmt('burn_f32')} torch_tf32_ms={fmt('torch_tf32')} f32_ratio={ratio('torch_tf32', 'burn_f32')}")
+fell_back = [g for (i, g), d in rows.items() if i == "cublaslt" and d.get("fallback") == "gemm"]
 if "cublaslt" in steps and "burn_bf16" in steps:
     speed = steps["cublaslt"] / steps["burn_bf16"]
     decision = "stay_on_cubecl" if speed >= 0.6 else "switch_to_cublaslt"
+    if fell_back:
+        # Those rows timed the reference GEMM, not cuBLASLt: no decision from them.
+        decision = f"n/a_{len(fell_back)}_gemms_fell_back_to_burn({','.join(fell_back)})"
     print(f"GEMM_ROUTE shape={sys.argv[3]} burn_bf16_ms={fmt('burn_bf16')} cublaslt_ms={fmt('cublaslt')} "
           f"burn_vs_cublaslt={speed:.3f} cublaslt_vs_torch={ratio('torch_bf16', 'cublaslt')} decision={decision}")
 else:

@@ -15,7 +15,9 @@
 //! (`model.matmul = "cublaslt"`) on the stored operands, with the casts to bf16 and, where the
 //! model has them, the bias add (forward) and the bias gradient (the linears' dW) in the GEMM;
 //! its output is f32, so there is no cast back. Off CUDA the same op runs its reference GEMMs
-//! and is labelled `lt_reference`. `rel_err` is max|C − C_ref| / max|C_ref|
+//! and is labelled `lt_reference`. A `cublaslt` line ends in `fallback=gemm` when some
+//! repetition fell back to the reference GEMM (its time is then not cuBLASLt's) and in
+//! `fallback=epilogue` when cuBLASLt ran without the line's epilogue. `rel_err` is max|C − C_ref| / max|C_ref|
 //! over `samples` × `samples` entries of C (sampled rows × sampled columns), C_ref computed on the
 //! host in f64 from the operands. `count` is how many times one training step runs this GEMM.
 //! `scripts/gemm_bench.sh` runs this beside PyTorch (`scripts/gemm_bench_torch.py`).
@@ -162,13 +164,16 @@ pub struct GemmResult {
     pub implementation: &'static str,
     pub median_ms: f64,
     pub rel_err: f64,
+    /// For `cublaslt`: "gemm" when some repetition fell back to the reference GEMM (so the time
+    /// is not cuBLASLt's), "epilogue" when cuBLASLt ran without its epilogue.
+    pub fallback: Option<&'static str>,
 }
 
 impl GemmResult {
     pub fn line(&self) -> String {
         let s = &self.spec;
         format!(
-            "GEMM impl={} gemm={} m={} n={} k={} trans_a={} trans_b={} count={} median_ms={:.4} tflops={:.2} rel_err={:.3e}",
+            "GEMM impl={} gemm={} m={} n={} k={} trans_a={} trans_b={} count={} median_ms={:.4} tflops={:.2} rel_err={:.3e}{}",
             self.implementation,
             s.name,
             s.m,
@@ -179,7 +184,10 @@ impl GemmResult {
             s.count,
             self.median_ms,
             s.flops() / (self.median_ms * 1e-3) / 1e12,
-            self.rel_err
+            self.rel_err,
+            self.fallback
+                .map(|f| format!(" fallback={f}"))
+                .unwrap_or_default()
         )
     }
 }
@@ -189,6 +197,17 @@ fn host(t: Tensor<2>) -> Result<Vec<f32>> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("cannot read a tensor back: {e:?}"))
+}
+
+/// (whole-GEMM, epilogue) fall-backs of the cuBLASLt op so far; none without CUDA.
+#[cfg(feature = "cuda")]
+fn fallback_counts() -> (usize, usize) {
+    crate::model::cublaslt::cuda::fallback_counts()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn fallback_counts() -> (usize, usize) {
+    (0, 0)
 }
 
 /// The implementations the table compares.
@@ -308,6 +327,7 @@ fn measure(
             a.matmul(b)
         }
     };
+    let fallbacks_before = fallback_counts();
     let sync = || {
         device
             .sync()
@@ -377,6 +397,16 @@ fn measure(
         median_ms: crate::eval::text_metrics::median(&times)
             .ok_or_else(|| anyhow::anyhow!("no valid timing for {}", spec.name))?,
         rel_err: worst / scale.max(f64::MIN_POSITIVE),
+        fallback: {
+            let after = fallback_counts();
+            if after.0 > fallbacks_before.0 {
+                Some("gemm")
+            } else if after.1 > fallbacks_before.1 {
+                Some("epilogue")
+            } else {
+                None
+            }
+        },
     })
 }
 

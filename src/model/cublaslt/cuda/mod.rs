@@ -8,6 +8,7 @@ pub mod library;
 pub mod plan;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use burn::tensor::{DType, Shape};
@@ -40,8 +41,29 @@ pub fn usable(device: &CubeDevice) -> Option<usize> {
     }
 }
 
-/// A GEMM (or an epilogue) that could not run on cuBLASLt, said once per reason.
+/// GEMMs computed by the reference body after cuBLASLt failed, and GEMMs that ran on cuBLASLt
+/// without their epilogue, since the process started (for benchmarks, which must not time a
+/// fall-back as cuBLASLt).
+static GEMM_FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+static EPILOGUE_FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// (whole-GEMM fall-backs, epilogue fall-backs) so far; see [`fall_back`].
+pub fn fallback_counts() -> (usize, usize) {
+    (
+        GEMM_FALLBACKS.load(Ordering::Relaxed),
+        EPILOGUE_FALLBACKS.load(Ordering::Relaxed),
+    )
+}
+
+/// A GEMM (or, when `what` names one, an epilogue) that could not run on cuBLASLt: counted, and
+/// said once per reason.
 pub fn fall_back(what: &str, e: &str) {
+    let counter = if what.ends_with("epilogue") {
+        &EPILOGUE_FALLBACKS
+    } else {
+        &GEMM_FALLBACKS
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     say_once(format!(
         "cuBLASLt {what}: {e}; computed without it (burn's matmul, or a separate bias op)"
     ));
