@@ -290,11 +290,23 @@ fn memory_probe(
 
 /// The reference's `RESULT key=value ...` line, with lmtrain's extra keys at the end
 /// (`loss_last_full`: the last loss to 9 significant digits, where the reference's format keeps
-/// 4 decimals, so that two backends' steps can be compared closely).
+/// 4 decimals, so that two backends' steps can be compared closely). With the cuBLASLt linears
+/// on CUDA it ends in `lt_fallbacks=G/E`: GEMMs the op computed by its reference body since the
+/// process started (its time is then not cuBLASLt's), and GEMMs cuBLASLt ran without their
+/// epilogue.
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
+    #[cfg(feature = "cuda")]
+    let fallbacks = if o.compute.cublaslt {
+        let (g, e) = crate::model::cublaslt::cuda::fallback_counts();
+        format!(" lt_fallbacks={g}/{e}")
+    } else {
+        String::new()
+    };
+    #[cfg(not(feature = "cuda"))]
+    let fallbacks = String::new();
     format!(
-        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} loss_last_full={:.8e} {}",
+        "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} loss_last_full={:.8e} {}{fallbacks}",
         o.dtype,
         o.label,
         s.layers,
