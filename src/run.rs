@@ -225,10 +225,8 @@ pub fn run_training(req: &TrainRequest) -> Result<(PathBuf, RunOutcome)> {
         }
     }
     let mut gpt = Gpt::new(GptShape::from(&config.model));
-    gpt.compute = config.model.compute();
-    let (cublaslt, matmul_note) =
-        crate::model::cublaslt::route::resolve(config.model.matmul, chosen.backend);
-    gpt.compute.cublaslt = cublaslt;
+    let (compute, matmul_note) = config.model.compute_on(chosen.backend);
+    gpt.compute = compute;
     let n_params = count(gpt.specs());
     // A new run may start from a Hugging Face model (model.init_from); a resumed one never does.
     let init = match &resume_from {

@@ -199,17 +199,6 @@ fn host(t: Tensor<2>) -> Result<Vec<f32>> {
         .map_err(|e| anyhow::anyhow!("cannot read a tensor back: {e:?}"))
 }
 
-/// (whole-GEMM, epilogue) fall-backs of the cuBLASLt op so far; none without CUDA.
-#[cfg(feature = "cuda")]
-fn fallback_counts() -> (usize, usize) {
-    crate::model::cublaslt::cuda::fallback_counts()
-}
-
-#[cfg(not(feature = "cuda"))]
-fn fallback_counts() -> (usize, usize) {
-    (0, 0)
-}
-
 /// The implementations the table compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Impl {
@@ -327,7 +316,7 @@ fn measure(
             a.matmul(b)
         }
     };
-    let fallbacks_before = fallback_counts();
+    let fallbacks_before = crate::model::cublaslt::fallback_counts();
     let sync = || {
         device
             .sync()
@@ -398,7 +387,7 @@ fn measure(
             .ok_or_else(|| anyhow::anyhow!("no valid timing for {}", spec.name))?,
         rel_err: worst / scale.max(f64::MIN_POSITIVE),
         fallback: {
-            let after = fallback_counts();
+            let after = crate::model::cublaslt::fallback_counts();
             if after.0 > fallbacks_before.0 {
                 Some("gemm")
             } else if after.1 > fallbacks_before.1 {

@@ -296,15 +296,12 @@ fn memory_probe(
 /// epilogue.
 pub fn result_line(o: &BenchOptions, r: &BenchResult, backend: &str) -> String {
     let s = &o.shape;
-    #[cfg(feature = "cuda")]
     let fallbacks = if o.compute.cublaslt {
-        let (g, e) = crate::model::cublaslt::cuda::fallback_counts();
+        let (g, e) = crate::model::cublaslt::fallback_counts();
         format!(" lt_fallbacks={g}/{e}")
     } else {
         String::new()
     };
-    #[cfg(not(feature = "cuda"))]
-    let fallbacks = String::new();
     format!(
         "RESULT impl=lmtrain backend={backend} dtype={} compile=0 label={} layers={} d_model={} heads={} seq={} batch={} vocab={} params={} ms_per_step={:.3} tokens_per_s={:.0} tflops={:.2} mfu_pct={:.2} loss_first={:.4} loss_last={:.4} clip_ema={} first_step_ms={:.1} max_mem_gib={:.2} in_use_sampled_gib={:.2} loss_last_full={:.8e} {}{fallbacks}",
         o.dtype,

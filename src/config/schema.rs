@@ -97,6 +97,16 @@ impl ModelConfig {
         c
     }
 
+    /// [`ModelConfig::compute`] as it runs on `backend` ([`crate::device::ChosenDevice::backend`]):
+    /// `model.matmul = "cublaslt"` resolved by [`crate::model::cublaslt::route::resolve`] (off
+    /// CUDA, or without the library, burn's matmul), with the log line that says which.
+    pub fn compute_on(&self, backend: &str) -> (crate::model::Compute, Option<String>) {
+        let mut c = self.compute();
+        let (cublaslt, note) = crate::model::cublaslt::route::resolve(self.matmul, backend);
+        c.cublaslt = cublaslt;
+        (c, note)
+    }
+
     /// The compute line of a run's log.
     pub fn describe_compute(&self) -> String {
         let mut parts = vec![if self.fused_ops {

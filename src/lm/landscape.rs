@@ -188,10 +188,8 @@ pub fn landscape(req: &LmLandscapeRequest) -> Result<Vec<LmPoint>> {
     }
     let device = crate::device::choose_device(crate::device::DeviceChoice::parse(req.device)?)?;
     let mut gpt = host.gpt;
-    gpt.compute = config.model.compute();
-    let (cublaslt, note) =
-        crate::model::cublaslt::route::resolve(config.model.matmul, device.backend);
-    gpt.compute.cublaslt = cublaslt;
+    let (compute, note) = config.model.compute_on(device.backend);
+    gpt.compute = compute;
     if let Some(note) = note {
         eprintln!("landscape: {note}");
     }

@@ -24,3 +24,13 @@ mod tests;
 
 pub use ops::{linear_bf16, LtOps};
 pub use route::MatmulRoute;
+
+/// (whole-GEMM, epilogue) fall-backs of the cuBLASLt op so far ([`cuda::fallback_counts`]);
+/// none in a build without CUDA.
+pub fn fallback_counts() -> (usize, usize) {
+    #[cfg(feature = "cuda")]
+    let counts = cuda::fallback_counts();
+    #[cfg(not(feature = "cuda"))]
+    let counts = (0, 0);
+    counts
+}
